@@ -1,0 +1,106 @@
+package datasole
+
+import (
+	"encoding/json"
+	"runtime/debug"
+	"sync"
+	"unicode/utf16"
+
+	"github.com/datasole/datasole-go/datasole/protocol"
+)
+
+// EventFunc handles one client event. It runs in the sending connection's
+// read loop, so events of one connection are handled in the order sent; hand
+// long work to a goroutine.
+type EventFunc func(c *Context, data json.RawMessage)
+
+type eventHandler struct {
+	fn EventFunc
+}
+
+// eventRegistry maps event names to handlers. Handlers are stored as
+// copy-on-write slices so dispatch takes no lock.
+type eventRegistry struct {
+	mu       sync.Mutex
+	handlers sync.Map // name -> []*eventHandler
+}
+
+// On registers fn for client events named event and returns a function that
+// removes it. Client events reach only server handlers: other clients see
+// them only if a handler sends something.
+func (s *Server) On(event string, fn EventFunc) (off func()) {
+	h := &eventHandler{fn: fn}
+	r := &s.events
+	r.mu.Lock()
+	old, _ := r.handlers.Load(event)
+	list, _ := old.([]*eventHandler)
+	r.handlers.Store(event, append(append([]*eventHandler(nil), list...), h))
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		old, _ := r.handlers.Load(event)
+		list, _ := old.([]*eventHandler)
+		next := make([]*eventHandler, 0, len(list))
+		for _, x := range list {
+			if x != h {
+				next = append(next, x)
+			}
+		}
+		if len(next) == 0 {
+			r.handlers.Delete(event)
+		} else {
+			r.handlers.Store(event, next)
+		}
+	}
+}
+
+// Off removes every handler of event.
+func (s *Server) Off(event string) {
+	s.events.mu.Lock()
+	s.events.handlers.Delete(event)
+	s.events.mu.Unlock()
+}
+
+func (c *Conn) handleEvent(f protocol.Frame) {
+	var ev protocol.Event
+	if err := json.Unmarshal(f.Payload, &ev); err != nil {
+		c.refuse(0, "bad-event", "malformed event")
+		return
+	}
+	if ev.Event == "" || utf16Len(ev.Event) > c.s.opts.MaxEventNameLength {
+		c.refuse(0, "bad-event-name", "event name empty or too long")
+		return
+	}
+	c.s.stats.EventsIn.Add(1)
+	v, ok := c.s.events.handlers.Load(ev.Event)
+	if !ok {
+		c.s.stats.EventsUnhandled.Add(1)
+		return
+	}
+	data := ev.Data
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	ctx := &Context{Context: c.ctx, conn: c}
+	for _, h := range v.([]*eventHandler) {
+		c.callEvent(h.fn, ctx, data, ev.Event)
+	}
+}
+
+func (c *Conn) callEvent(fn EventFunc, ctx *Context, data json.RawMessage, name string) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.log.Error("datasole: event handler panicked", "event", name, "conn", c.id, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	fn(ctx, data)
+}
+
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}

@@ -1,0 +1,85 @@
+package datasole
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/datasole/datasole-go/datasole/protocol"
+)
+
+// Target selects the connections a server push goes to. Targeting happens on
+// the server, so it works with every v1 client.
+type Target struct {
+	kind targetKind
+	id   string
+}
+
+type targetKind uint8
+
+const (
+	targetAll targetKind = iota
+	targetConn
+	targetUser
+	targetTag
+)
+
+// ToAll targets every connection.
+func ToAll() Target { return Target{kind: targetAll} }
+
+// ToConn targets one connection by id.
+func ToConn(id string) Target { return Target{kind: targetConn, id: id} }
+
+// ToUser targets every connection of one user.
+func ToUser(userID string) Target { return Target{kind: targetUser, id: userID} }
+
+// ToTag targets every connection carrying a tag (a room).
+func ToTag(tag string) Target { return Target{kind: targetTag, id: tag} }
+
+// Broadcast sends an event to every connection.
+func (s *Server) Broadcast(event string, data any) error { return s.Send(ToAll(), event, data) }
+
+// Send pushes an event to the connections t selects. The frame is encoded
+// and compressed once and the same bytes are queued on every target.
+func (s *Server) Send(t Target, event string, data any) error {
+	raw, err := marshalData(data)
+	if err != nil {
+		return err
+	}
+	payload, err := marshal(protocol.Event{Event: event, Data: raw, Timestamp: time.Now().UnixMilli()})
+	if err != nil {
+		return err
+	}
+	return s.push(t, protocol.EventS2C, payload)
+}
+
+// push encodes one frame once and queues it on every target connection.
+func (s *Server) push(t Target, op protocol.Opcode, payload []byte) error {
+	if s.closing.Load() {
+		return ErrClosed
+	}
+	msg, err := protocol.Encode(op, 0, payload)
+	if err != nil {
+		return err
+	}
+	s.deliver(t, msg)
+	return nil
+}
+
+// deliver queues an encoded message on the local connections t selects.
+func (s *Server) deliver(t Target, msg []byte) int {
+	n := s.hub.eachTarget(t, func(c *Conn) { c.enqueue(msg) })
+	s.stats.FanoutDeliveries.Add(uint64(n))
+	return n
+}
+
+func marshalData(v any) (json.RawMessage, error) {
+	switch d := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		return d, nil
+	}
+	return json.Marshal(v)
+}
+
+func marshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,300 @@
+package datasole
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// RejectError is why an upgrade was refused, with the HTTP status to answer.
+// Reason is for logs and metrics; it is never sent to the client.
+type RejectError struct {
+	Status int
+	Reason string
+	Err    error
+}
+
+func (e *RejectError) Error() string { return "datasole: upgrade refused: " + e.Reason }
+func (e *RejectError) Unwrap() error { return e.Err }
+
+// Admission is an upgrade request that passed the Origin check, the
+// connection limit and authentication. It holds a connection slot until it
+// is served or released.
+type Admission struct {
+	s         *Server
+	r         *http.Request
+	principal *Principal
+	used      atomic.Bool
+}
+
+// Principal returns the authenticated principal.
+func (a *Admission) Principal() *Principal { return a.principal }
+
+// Release gives the slot back when the upgrade did not happen.
+func (a *Admission) Release() {
+	if a.used.CompareAndSwap(false, true) {
+		a.s.reserve.Add(-1)
+	}
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns a context carrying an already-authenticated
+// principal. An upgrade request with such a context skips Options.Auth:
+// adapters use it to pass on the identity from a framework's own auth
+// middleware.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFromContext returns the principal stored by WithPrincipal.
+func PrincipalFromContext(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok && p != nil
+}
+
+// Admit runs the checks that come before a WebSocket upgrade, in order:
+// server open (503), Origin policy (403), connection limit (503), then the
+// principal — from WithPrincipal if the request context carries one, else
+// from Options.Auth (401, 408, 500). Adapters that upgrade by themselves call
+// it, upgrade, then hand the connection to ServeConn.
+func (s *Server) Admit(r *http.Request) (*Admission, error) {
+	if s.closing.Load() {
+		return nil, s.reject(http.StatusServiceUnavailable, "shutting down", nil)
+	}
+	if !s.originAllowed(r) {
+		return nil, s.reject(http.StatusForbidden, "origin", nil)
+	}
+	if n := s.reserve.Add(1); s.opts.MaxConnections > 0 && n > int64(s.opts.MaxConnections) {
+		s.reserve.Add(-1)
+		return nil, s.reject(http.StatusServiceUnavailable, "max-connections", nil)
+	}
+	p, err := s.Authenticate(r)
+	if err != nil {
+		s.reserve.Add(-1)
+		return nil, err
+	}
+	return &Admission{s: s, r: r, principal: p}, nil
+}
+
+// Authenticate returns the request's principal: the one stored with
+// WithPrincipal, or the result of Options.Auth within Options.AuthTimeout.
+// Errors are *RejectError with status 401, 408 or 500.
+func (s *Server) Authenticate(r *http.Request) (*Principal, error) {
+	if p, ok := PrincipalFromContext(r.Context()); ok {
+		return p, nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.AuthTimeout)
+	defer cancel()
+	type result struct {
+		p   *Principal
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		defer func() {
+			if rec := recover(); rec != nil {
+				s.log.Error("datasole: auth handler panicked", "panic", rec)
+				ch <- result{err: errors.New("auth handler panicked")}
+			}
+		}()
+		p, err := s.opts.Auth(r.WithContext(ctx))
+		ch <- result{p, err}
+	}()
+	select {
+	case res := <-ch:
+		switch {
+		case res.err == nil:
+			if res.p == nil {
+				res.p = &Principal{}
+			}
+			return res.p, nil
+		case errors.Is(res.err, ErrUnauthorized):
+			s.log.Debug("datasole: upgrade unauthorized", "remote", r.RemoteAddr, "err", res.err)
+			return nil, s.reject(http.StatusUnauthorized, "unauthorized", res.err)
+		default:
+			s.log.Error("datasole: auth handler failed", "remote", r.RemoteAddr, "err", res.err)
+			return nil, s.reject(http.StatusInternalServerError, "auth-error", res.err)
+		}
+	case <-ctx.Done():
+		return nil, s.reject(http.StatusRequestTimeout, "auth-timeout", ctx.Err())
+	}
+}
+
+func (s *Server) reject(status int, reason string, err error) error {
+	s.stats.countRejection(reason)
+	return &RejectError{Status: status, Reason: reason, Err: err}
+}
+
+func (s *Server) originAllowed(r *http.Request) bool {
+	if s.opts.CheckOrigin != nil {
+		return s.opts.CheckOrigin(r)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser: cross-site hijacking needs one
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, allowed := range s.opts.AllowedOrigins {
+		if originMatches(allowed, u) {
+			return true
+		}
+	}
+	return false
+}
+
+func originMatches(pattern string, origin *url.URL) bool {
+	if pattern == "*" {
+		return true
+	}
+	p, err := url.Parse(pattern)
+	if err != nil || !strings.EqualFold(p.Scheme, origin.Scheme) {
+		return false
+	}
+	if rest, ok := strings.CutPrefix(p.Host, "*."); ok {
+		host := strings.ToLower(origin.Host)
+		return strings.HasSuffix(host, "."+strings.ToLower(rest))
+	}
+	return strings.EqualFold(p.Host, origin.Host)
+}
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:    1024,
+	WriteBufferSize:   4096,
+	WriteBufferPool:   &sync.Pool{},                             // idle connections hold no write buffer
+	EnableCompression: false,                                    // v1: permessage-deflate MUST NOT be negotiated
+	CheckOrigin:       func(*http.Request) bool { return true }, // Admit checked it
+	HandshakeTimeout:  10 * time.Second,
+	Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		http.Error(w, http.StatusText(status), status)
+	},
+}
+
+// Handler returns the http.Handler that serves the datasole path: the
+// WebSocket upgrade at Options.Path and the browser runtime below it. Other
+// paths answer 404; use Match to route.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// Match reports whether r is for the datasole path (the upgrade path or an
+// asset below it). Middleware adapters call it to decide what to serve.
+func (s *Server) Match(r *http.Request) bool {
+	p := r.URL.Path
+	return p == s.opts.Path || strings.HasPrefix(p, s.opts.Path+"/")
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	if name, ok := strings.CutPrefix(p, s.opts.Path+"/"); ok {
+		s.serveAsset(w, r, name)
+		return
+	}
+	if p != s.opts.Path {
+		http.NotFound(w, r)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "datasole: expected a WebSocket upgrade", http.StatusUpgradeRequired)
+		return
+	}
+	a, err := s.Admit(r)
+	if err != nil {
+		status := http.StatusInternalServerError
+		var re *RejectError
+		if errors.As(err, &re) {
+			status = re.Status
+		}
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "5")
+		}
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		a.Release()
+		s.stats.countRejection("handshake")
+		return
+	}
+	s.ServeConn(ws, a)
+}
+
+// ServeConn runs an upgraded connection admitted by Admit until it ends. It
+// blocks; call it from the goroutine that owns the connection.
+func (s *Server) ServeConn(ws WebSocket, a *Admission) {
+	if a == nil || a.s != s || !a.used.CompareAndSwap(false, true) {
+		ws.Close()
+		return
+	}
+	defer s.reserve.Add(-1)
+	c := s.newConn(ws, a)
+	s.closeMu.Lock()
+	if s.closing.Load() {
+		s.closeMu.Unlock()
+		c.closeNow(CloseGoingAway, "Server shutting down")
+		return
+	}
+	s.wg.Add(1)
+	s.hub.add(c)
+	s.closeMu.Unlock()
+	defer s.wg.Done()
+	s.stats.ConnectionsOpened.Add(1)
+	s.hooks.connected(c)
+	c.readLoop()
+	c.closeNow(CloseGoingAway, "")
+	s.hub.remove(c)
+	s.hooks.disconnected(c)
+	s.stats.ConnectionsClosed.Add(1)
+	close(c.done)
+}
+
+func (s *Server) newConn(ws WebSocket, a *Admission) *Conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	id := s.nodeID + "-" + itoa(s.connSeq.Add(1))
+	user := a.principal.UserID
+	if user == "" {
+		user = id
+	}
+	remote := a.r.RemoteAddr
+	if addr := ws.RemoteAddr(); addr != nil && remote == "" {
+		remote = addr.String()
+	}
+	return &Conn{
+		s:           s,
+		ws:          ws,
+		id:          id,
+		userID:      user,
+		principal:   a.principal,
+		remoteAddr:  remote,
+		connectedAt: time.Now(),
+		ctx:         ctx,
+		cancel:      cancel,
+		done:        make(chan struct{}),
+	}
+}
+
+func itoa(n uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
