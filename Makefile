@@ -1,0 +1,27 @@
+# The few verbs people expect. `make demo` and `make test` work on a fresh machine.
+.PHONY: demo test bench generate fixture vet
+
+ADDR ?= :3000
+
+## demo: run the demo app (gin) on the in-memory backend at $(ADDR)
+demo:
+	go run ./demos/gin -addr $(ADDR)
+
+## test: install/start Redis, PostgreSQL and Chromium, then test every module with -race
+test:
+	bash scripts/test.sh
+
+## bench: run the benchmarks of the core
+bench:
+	cd datasole && go test -run '^$$' -bench . -benchmem ./...
+
+## generate: rebuild the browser bundles from TypeScript (esbuild's Go API)
+generate:
+	cd datasole/web && go generate ./...
+
+## fixture: run the interop fixture on 127.0.0.1:8080
+fixture:
+	go run ./demos/fixture -addr 127.0.0.1:8080
+
+vet:
+	for m in $$(go work edit -json | sed -n 's/.*"DiskPath": "\(.*\)".*/\1/p'); do (cd $$m && go vet ./...) || exit 1; done
