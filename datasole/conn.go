@@ -88,8 +88,16 @@ func (c *Conn) Get(key string) (any, bool) {
 	return v, ok
 }
 
-// Tag adds the connection to a tag (a room). Sends to ToTag(tag) reach it.
-func (c *Conn) Tag(tag string) { c.s.hub.tag(c, tag) }
+// Tag adds the connection to a tag (a room): sends to ToTag(tag) reach it,
+// and it receives snapshots of the state keys in ForTag(tag).
+func (c *Conn) Tag(tag string) {
+	c.s.syncMu.Lock()
+	defer c.s.syncMu.Unlock()
+	if c.s.hub.tag(c, tag) {
+		c.s.snapshotScope(c, ForTag(tag))
+		c.s.crdtSnapshots(c, ForTag(tag))
+	}
+}
 
 // Untag removes the connection from a tag.
 func (c *Conn) Untag(tag string) { c.s.hub.untag(c, tag) }

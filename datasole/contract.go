@@ -117,3 +117,74 @@ func decodeParams(raw json.RawMessage, v any) error {
 	}
 	return json.Unmarshal(raw, v)
 }
+
+// State describes one live-state key of a contract and its value type T:
+//
+//	var Dashboard = datasole.NewState[DashboardState]("dashboard")
+type State[T any] struct {
+	key string
+}
+
+// NewState declares a typed state key.
+func NewState[T any](key string) State[T] { return State[T]{key: key} }
+
+// Key returns the key on the wire.
+func (d State[T]) Key() string { return d.key }
+
+// Set stores v as the key's global value and sends the change.
+func (d State[T]) Set(ctx context.Context, s *Server, v T) error { return s.SetState(ctx, d.key, v) }
+
+// SetIn stores v as the key's value in a scope and sends the change.
+func (d State[T]) SetIn(ctx context.Context, s *Server, sc Scope, v T) error {
+	return s.SetStateIn(ctx, sc, d.key, v)
+}
+
+// Update atomically replaces the key's value in a scope with fn(old); old
+// is the zero T when the key has no value.
+func (d State[T]) Update(ctx context.Context, s *Server, sc Scope, fn func(old T) (T, error)) error {
+	return s.UpdateStateIn(ctx, sc, d.key, func(raw json.RawMessage) (any, error) {
+		var old T
+		if err := decodeParams(raw, &old); err != nil {
+			return nil, err
+		}
+		return fn(old)
+	})
+}
+
+// Get returns the key's value in a scope and its version.
+func (d State[T]) Get(s *Server, sc Scope) (T, uint64, bool) {
+	var v T
+	raw, ver, ok := s.GetStateIn(sc, d.key)
+	if !ok || json.Unmarshal(raw, &v) != nil {
+		return v, ver, false
+	}
+	return v, ver, true
+}
+
+// StateSource is what a client offers for typed state; *client.Client
+// implements it.
+type StateSource interface {
+	StateRaw(key string) (json.RawMessage, uint64, bool)
+	SubscribeStateRaw(key string, fn func(value json.RawMessage, version uint64)) (off func())
+}
+
+// Value returns the client's current copy of the key.
+func (d State[T]) Value(c StateSource) (T, bool) {
+	var v T
+	raw, _, ok := c.StateRaw(d.key)
+	if !ok || json.Unmarshal(raw, &v) != nil {
+		return v, false
+	}
+	return v, true
+}
+
+// Subscribe calls fn with the client's copy of the key now and after every
+// change (the zero T once the key is deleted).
+func (d State[T]) Subscribe(c StateSource, fn func(v T)) (off func()) {
+	return c.SubscribeStateRaw(d.key, func(raw json.RawMessage, _ uint64) {
+		var v T
+		if raw == nil || json.Unmarshal(raw, &v) == nil {
+			fn(v)
+		}
+	})
+}

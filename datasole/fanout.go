@@ -41,6 +41,9 @@ func (s *Server) Broadcast(event string, data any) error { return s.Send(ToAll()
 // Send pushes an event to the connections t selects. The frame is encoded
 // and compressed once and the same bytes are queued on every target.
 func (s *Server) Send(t Target, event string, data any) error {
+	if s.closing.Load() {
+		return ErrClosed
+	}
 	raw, err := marshalData(data)
 	if err != nil {
 		return err
@@ -54,9 +57,6 @@ func (s *Server) Send(t Target, event string, data any) error {
 
 // push encodes one frame once and queues it on every target connection.
 func (s *Server) push(t Target, op protocol.Opcode, payload []byte) error {
-	if s.closing.Load() {
-		return ErrClosed
-	}
 	msg, err := protocol.Encode(op, 0, payload)
 	if err != nil {
 		return err

@@ -248,8 +248,8 @@ func (s *Server) ServeConn(ws WebSocket, a *Admission) {
 		return
 	}
 	s.wg.Add(1)
-	s.hub.add(c)
 	s.closeMu.Unlock()
+	s.attach(c)
 	defer s.wg.Done()
 	s.stats.ConnectionsOpened.Add(1)
 	s.hooks.connected(c)

@@ -33,16 +33,22 @@ func (h *hub) remove(c *Conn) {
 	h.mu.Unlock()
 }
 
-func (h *hub) tag(c *Conn, t string) {
+// tag adds c to tag t and reports whether it was not there yet.
+func (h *hub) tag(c *Conn, t string) bool {
 	h.mu.Lock()
-	if _, ok := h.conns[c.id]; ok {
-		if c.tags == nil {
-			c.tags = make(map[string]struct{}, 1)
-		}
-		c.tags[t] = struct{}{}
-		addIndex(h.tags, t, c)
+	defer h.mu.Unlock()
+	if _, ok := h.conns[c.id]; !ok {
+		return false
 	}
-	h.mu.Unlock()
+	if _, ok := c.tags[t]; ok {
+		return false
+	}
+	if c.tags == nil {
+		c.tags = make(map[string]struct{}, 1)
+	}
+	c.tags[t] = struct{}{}
+	addIndex(h.tags, t, c)
+	return true
 }
 
 func (h *hub) untag(c *Conn, t string) {

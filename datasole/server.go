@@ -20,7 +20,13 @@ type Server struct {
 	nodeID  string // unique per process, prefixes connection ids
 	connSeq atomic.Uint64
 
-	hub     hub
+	hub  hub
+	live live
+	// syncMu orders state changes against connections joining a scope:
+	// changes hold it shared, attaching a connection (and its snapshots)
+	// holds it exclusively, so a joiner gets each key as a snapshot or as a
+	// later patch, never neither and never a patch against an unseen value.
+	syncMu  sync.RWMutex
 	rpcs    sync.Map // method -> rpcFunc
 	events  eventRegistry
 	hooks   hooks
@@ -48,6 +54,7 @@ func New(opts Options) *Server {
 		done:   make(chan struct{}),
 	}
 	s.hub.init()
+	s.registerResync()
 	if opts.Auth == nil {
 		s.opts.Auth = Anonymous
 		s.log.Warn("datasole: auth is open: every upgrade is admitted as an anonymous principal; set Options.Auth for any exposed deployment")
@@ -83,6 +90,7 @@ func (s *Server) Close(ctx context.Context) error {
 	close(s.done)
 	s.closeMu.Unlock()
 	s.heartbeat.Wait()
+	s.flushAllState()
 
 	conns := s.hub.all()
 	var wg sync.WaitGroup

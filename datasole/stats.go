@@ -24,6 +24,8 @@ type Stats struct {
 	FanoutDeliveries   atomic.Uint64
 	SendDrops          atomic.Uint64
 	SlowConsumerCloses atomic.Uint64
+	StateChanges       atomic.Uint64 // versions created
+	StatePatches       atomic.Uint64 // STATE_PATCH frames fanned out
 
 	mu         sync.Mutex
 	rejections map[string]uint64
@@ -56,6 +58,8 @@ type Snapshot struct {
 	FanoutDeliveries   uint64            `json:"fanoutDeliveries"`
 	SendDrops          uint64            `json:"sendDrops"`
 	SlowConsumerCloses uint64            `json:"slowConsumerCloses"`
+	StateChanges       uint64            `json:"stateChanges"`
+	StatePatches       uint64            `json:"statePatches"`
 	Rejections         map[string]uint64 `json:"rejections"`
 	At                 time.Time         `json:"at"`
 }
@@ -80,6 +84,8 @@ func (s *Server) Snapshot() Snapshot {
 		FanoutDeliveries:   st.FanoutDeliveries.Load(),
 		SendDrops:          st.SendDrops.Load(),
 		SlowConsumerCloses: st.SlowConsumerCloses.Load(),
+		StateChanges:       st.StateChanges.Load(),
+		StatePatches:       st.StatePatches.Load(),
 		Rejections:         map[string]uint64{},
 		At:                 time.Now(),
 	}

@@ -127,7 +127,8 @@ type Client struct {
 	nextID  uint32
 	closed  bool
 	events  map[string][]*listener
-	frames  []func(protocol.Frame) // extension hooks (state, CRDT stores)
+	frames  []func(protocol.Frame) // extension hooks (CRDT store)
+	store   stateStore
 	onOpen  []func(ctx context.Context, reconnect bool)
 
 	writeMu sync.Mutex // one writer at a time on ws
@@ -408,6 +409,8 @@ func (c *Client) handle(f protocol.Frame) {
 		}
 	case protocol.Pong:
 		c.settle(f.CorrelationID, response{})
+	case protocol.StatePatch, protocol.StateSnapshot:
+		c.handleState(f)
 	case protocol.Error:
 		var body protocol.ErrorBody
 		if json.Unmarshal(f.Payload, &body) != nil {
