@@ -336,4 +336,3 @@ func TestSyncChannels(t *testing.T) {
 		r.next(protocol.StatePatch)
 	})
 }
-
