@@ -9,7 +9,8 @@ import (
 	"github.com/datasole/datasole-go/datasole/protocol"
 )
 
-// EventFunc handles one client event. It runs in the sending connection's
+// EventFunc handles one client event; data is nil when the client sent
+// none (and null when it sent null). It runs in the sending connection's
 // read loop, so events of one connection are handled in the order sent; hand
 // long work to a goroutine.
 type EventFunc func(c *Context, data json.RawMessage)
@@ -78,13 +79,9 @@ func (c *Conn) handleEvent(f protocol.Frame) {
 		c.s.stats.EventsUnhandled.Add(1)
 		return
 	}
-	data := ev.Data
-	if len(data) == 0 {
-		data = json.RawMessage("null")
-	}
 	ctx := &Context{Context: c.ctx, conn: c}
 	for _, h := range v.([]*eventHandler) {
-		c.callEvent(h.fn, ctx, data, ev.Event)
+		c.callEvent(h.fn, ctx, ev.Data, ev.Event)
 	}
 }
 
