@@ -123,8 +123,14 @@ func parseCount(raw json.RawMessage) (uint64, bool) {
 	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
 		return 0, false
 	}
+	// Plain integers are parsed exactly: as a float, 2^53+1 would round to 2^53.
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return n, n <= MaxSafeInteger
+	}
+	// Other spellings of an integer (1e2, 5.0, -0) are what a JavaScript
+	// peer may write.
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f > MaxSafeInteger || f != math.Trunc(f) {
+	if err != nil || f < 0 || f >= MaxSafeInteger || f != math.Trunc(f) {
 		return 0, false
 	}
 	return uint64(f), true
