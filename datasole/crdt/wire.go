@@ -84,17 +84,15 @@ type Vector struct {
 
 // Counts maps node ids to non-negative integer counts. Decoding skips
 // entries that are not integers in 0..MaxSafeInteger (as the v1 reference
-// skips non-numeric ones) and fails only when the JSON is not an object.
+// skips non-numeric ones) and fails only when the JSON is neither an object
+// nor null.
 type Counts map[string]uint64
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (c *Counts) UnmarshalJSON(b []byte) error {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	if raw == nil {
-		return fmt.Errorf("%w: counts are not an object", ErrInvalidState)
+		return fmt.Errorf("%w: counts are not an object: %w", ErrInvalidState, err)
 	}
 	out := make(Counts, len(raw))
 	for node, v := range raw {
