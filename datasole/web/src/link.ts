@@ -1,0 +1,120 @@
+// A Link is one connection attempt: a WebSocket on the page thread (direct mode) or in a
+// dedicated worker (worker mode). It reports open once, frames in order, and close once.
+import { decodeMessage, wireBytes, type Frame } from "./protocol";
+
+/** Callbacks a Link reports to; close is called exactly once per Link. */
+export interface LinkEvents {
+  open(): void;
+  frame(frame: Frame): void;
+  close(code: number, reason: string, error?: Error): void;
+}
+
+/** Link is the transport of one connection attempt. */
+export interface Link {
+  /** send transmits an uncompressed frame, compressing it by the 256-byte rule. */
+  send(frame: Uint8Array): void;
+  /** close ends the connection; the close callback still fires once. */
+  close(code: number, reason: string): void;
+}
+
+/** openDirect opens the WebSocket on the calling thread. */
+export function openDirect(url: string, ev: LinkEvents): Link {
+  let done = false;
+  const finish = (code: number, reason: string, error?: Error) => {
+    if (done) return;
+    done = true;
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    ev.close(code, reason, error);
+  };
+  const ws = new WebSocket(url);
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => ev.open();
+  ws.onmessage = (m) => {
+    if (typeof m.data === "string") return;
+    const frame = decodeMessage(new Uint8Array(m.data as ArrayBuffer));
+    if (frame) ev.frame(frame);
+  };
+  ws.onclose = (c) => finish(c.code, c.reason);
+  return {
+    send(frame) {
+      if (ws.readyState === WebSocket.OPEN) ws.send(wireBytes(frame));
+    },
+    close(code, reason) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        ws.close();
+      }
+      finish(code, reason);
+    },
+  };
+}
+
+/** WorkerUnavailable marks a failure to start the worker script, as opposed to a network failure. */
+export class WorkerUnavailable extends Error {}
+
+/**
+ * openWorker starts a dedicated worker that owns the WebSocket. If the script cannot be
+ * loaded or does not announce itself within readyTimeout ms, close reports a
+ * WorkerUnavailable error so the caller can fall back to direct mode.
+ */
+export function openWorker(workerUrl: string, url: string, readyTimeout: number, ev: LinkEvents): Link {
+  let done = false;
+  let ready = false;
+  let worker: Worker | null = null;
+  const finish = (code: number, reason: string, error?: Error, linger = 0) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    const w = worker;
+    // Lingering lets the worker complete the WebSocket closing handshake before it dies.
+    if (linger) setTimeout(() => w?.terminate(), linger);
+    else w?.terminate();
+    ev.close(code, reason, error);
+  };
+  const timer = setTimeout(() => finish(1006, "worker did not start", new WorkerUnavailable("worker did not start")), readyTimeout);
+  try {
+    worker = new Worker(workerUrl);
+  } catch (e) {
+    // Deferred so the caller holds the Link before any callback runs.
+    queueMicrotask(() => finish(1006, "worker failed", new WorkerUnavailable(String(e))));
+    return { send() {}, close: (code, reason) => finish(code, reason) };
+  }
+  worker.onerror = (e) => {
+    e.preventDefault();
+    finish(1006, "worker failed", ready ? new Error("worker error") : new WorkerUnavailable("worker script failed to load"));
+  };
+  worker.onmessage = (m: MessageEvent) => {
+    if (done) return;
+    const msg = m.data as { type?: string; payload?: Record<string, unknown> } | null;
+    switch (msg?.type) {
+      case "ready":
+        ready = true;
+        clearTimeout(timer);
+        break;
+      case "open":
+        ev.open();
+        break;
+      case "message": {
+        const p = msg.payload as unknown as Frame;
+        ev.frame({ opcode: p.opcode, correlationId: p.correlationId, payload: p.payload });
+        break;
+      }
+      case "close": {
+        const p = msg.payload ?? {};
+        finish(Number(p.code ?? 1006), String(p.reason ?? ""));
+        break;
+      }
+    }
+  };
+  worker.postMessage({ type: "connect", payload: { url } });
+  return {
+    send(frame) {
+      if (!done) worker!.postMessage({ type: "frame", payload: { data: frame } }, [frame.buffer]);
+    },
+    close(code, reason) {
+      if (!done) worker!.postMessage({ type: "disconnect", payload: { code, reason } });
+      finish(code, reason, undefined, 1000);
+    },
+  };
+}
