@@ -181,8 +181,8 @@ func Clamp(ts int64, now time.Time, maxSkew time.Duration) int64 {
 	return min(ts, now.UnixMilli()+maxSkew.Milliseconds())
 }
 
-// forbiddenFields are the object keys v1 browser peers refuse in paths or
-// would turn into prototype pollution.
+// forbiddenField reports whether name is an object key v1 browser peers refuse
+// in paths or would turn into prototype pollution.
 func forbiddenField(name string) bool {
 	switch name {
 	case "__proto__", "constructor", "prototype":
