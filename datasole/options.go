@@ -68,6 +68,9 @@ type Options struct {
 	// for two intervals is closed as dead. Default 25s; negative disables.
 	HeartbeatInterval time.Duration
 
+	// CRDT configures CRDT limits and authorization.
+	CRDT CRDTOptions
+
 	// ExposeErrors sends the text of non-*Error handler errors to clients.
 	// For development only: it may leak internals. Default false.
 	ExposeErrors bool
@@ -131,5 +134,6 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	o.CRDT = o.CRDT.withDefaults()
 	return o
 }

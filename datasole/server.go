@@ -20,8 +20,9 @@ type Server struct {
 	nodeID  string // unique per process, prefixes connection ids
 	connSeq atomic.Uint64
 
-	hub  hub
-	live live
+	hub   hub
+	live  live
+	crdts crdtRegistry
 	// syncMu orders state changes against connections joining a scope:
 	// changes hold it shared, attaching a connection (and its snapshots)
 	// holds it exclusively, so a joiner gets each key as a snapshot or as a
@@ -55,6 +56,8 @@ func New(opts Options) *Server {
 	}
 	s.hub.init()
 	s.registerResync()
+	s.hooks.onCRDTOp = s.handleCRDTOp
+	s.OnDisconnect(s.releaseCRDTQuota)
 	if opts.Auth == nil {
 		s.opts.Auth = Anonymous
 		s.log.Warn("datasole: auth is open: every upgrade is admitted as an anonymous principal; set Options.Auth for any exposed deployment")

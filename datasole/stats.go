@@ -26,6 +26,7 @@ type Stats struct {
 	SlowConsumerCloses atomic.Uint64
 	StateChanges       atomic.Uint64 // versions created
 	StatePatches       atomic.Uint64 // STATE_PATCH frames fanned out
+	CRDTOps            atomic.Uint64 // CRDT operations applied
 
 	mu         sync.Mutex
 	rejections map[string]uint64
@@ -60,6 +61,7 @@ type Snapshot struct {
 	SlowConsumerCloses uint64            `json:"slowConsumerCloses"`
 	StateChanges       uint64            `json:"stateChanges"`
 	StatePatches       uint64            `json:"statePatches"`
+	CRDTOps            uint64            `json:"crdtOps"`
 	Rejections         map[string]uint64 `json:"rejections"`
 	At                 time.Time         `json:"at"`
 }
@@ -86,6 +88,7 @@ func (s *Server) Snapshot() Snapshot {
 		SlowConsumerCloses: st.SlowConsumerCloses.Load(),
 		StateChanges:       st.StateChanges.Load(),
 		StatePatches:       st.StatePatches.Load(),
+		CRDTOps:            st.CRDTOps.Load(),
 		Rejections:         map[string]uint64{},
 		At:                 time.Now(),
 	}

@@ -127,8 +127,8 @@ type Client struct {
 	nextID  uint32
 	closed  bool
 	events  map[string][]*listener
-	frames  []func(protocol.Frame) // extension hooks (CRDT store)
 	store   stateStore
+	crdts   crdtStore
 	onOpen  []func(ctx context.Context, reconnect bool)
 
 	writeMu sync.Mutex // one writer at a time on ws
@@ -181,7 +181,7 @@ func newClient(u string, opts Options) *Client {
 	if opts.Dialer == nil {
 		opts.Dialer = &websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
 	}
-	return &Client{
+	c := &Client{
 		url:     u,
 		opts:    opts,
 		log:     opts.Logger,
@@ -189,7 +189,10 @@ func newClient(u string, opts Options) *Client {
 		events:  make(map[string][]*listener),
 		done:    make(chan struct{}),
 		state:   Connecting,
+		crdts:   crdtStore{nodeID: newNodeID()},
 	}
+	c.onOpen = append(c.onOpen, c.resendOutbox)
+	return c
 }
 
 // wsURL derives the WebSocket URL as the v1 browser client does: http → ws,
@@ -411,6 +414,8 @@ func (c *Client) handle(f protocol.Frame) {
 		c.settle(f.CorrelationID, response{})
 	case protocol.StatePatch, protocol.StateSnapshot:
 		c.handleState(f)
+	case protocol.CRDTState:
+		c.handleCRDTState(f)
 	case protocol.Error:
 		var body protocol.ErrorBody
 		if json.Unmarshal(f.Payload, &body) != nil {
@@ -421,13 +426,6 @@ func (c *Client) handle(f protocol.Frame) {
 			if c.opts.OnError != nil {
 				c.opts.OnError(se)
 			}
-		}
-	default:
-		c.mu.Lock()
-		hooks := c.frames
-		c.mu.Unlock()
-		for _, h := range hooks {
-			h(f)
 		}
 	}
 }
