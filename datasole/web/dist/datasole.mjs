@@ -1124,6 +1124,8 @@ function openDirect(url, ev) {
     const frame = decodeMessage(new Uint8Array(m.data));
     if (frame) ev.frame(frame);
   };
+  ws.onerror = () => {
+  };
   ws.onclose = (c) => finish(c.code, c.reason);
   return {
     send(frame) {

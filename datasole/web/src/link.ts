@@ -34,6 +34,8 @@ export function openDirect(url: string, ev: LinkEvents): Link {
     const frame = decodeMessage(new Uint8Array(m.data as ArrayBuffer));
     if (frame) ev.frame(frame);
   };
+  // A close event follows every error event; the close carries what matters.
+  ws.onerror = () => {};
   ws.onclose = (c) => finish(c.code, c.reason);
   return {
     send(frame) {
