@@ -22,10 +22,11 @@ type scriptedServer struct {
 	mu     sync.Mutex
 	ws     *websocket.Conn
 	frames chan protocol.Frame // frames the client sent
+	ready  chan struct{}       // closed once ws is set
 }
 
 func newScriptedServer(t *testing.T, onConnect func(s *scriptedServer)) *scriptedServer {
-	s := &scriptedServer{frames: make(chan protocol.Frame, 64)}
+	s := &scriptedServer{frames: make(chan protocol.Frame, 64), ready: make(chan struct{})}
 	up := websocket.Upgrader{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
@@ -35,6 +36,7 @@ func newScriptedServer(t *testing.T, onConnect func(s *scriptedServer)) *scripte
 		s.mu.Lock()
 		s.ws = ws
 		s.mu.Unlock()
+		close(s.ready)
 		if onConnect != nil {
 			onConnect(s)
 		}
@@ -64,6 +66,7 @@ func newScriptedServer(t *testing.T, onConnect func(s *scriptedServer)) *scripte
 func (s *scriptedServer) send(t *testing.T, op protocol.Opcode, id uint32, payload string) {
 	t.Helper()
 	msg, _ := protocol.Encode(op, id, []byte(payload))
+	<-s.ready
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
