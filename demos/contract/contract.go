@@ -1,0 +1,45 @@
+// Package contract is the one contract the demo apps share: every RPC
+// method, event and state key they use, declared once and used by the
+// servers, the Go client and (as generated TypeScript) the browser page.
+package contract
+
+import "github.com/datasole/datasole-go/datasole"
+
+// AddParams are the parameters of Add.
+type AddParams struct {
+	A float64 `json:"a"`
+	B float64 `json:"b"`
+}
+
+// AddResult is the result of Add.
+type AddResult struct {
+	Sum float64 `json:"sum"`
+}
+
+// WhoAmIResult tells a client how the server sees it.
+type WhoAmIResult struct {
+	UserID       string   `json:"userId"`
+	ConnectionID string   `json:"connectionId"`
+	Roles        []string `json:"roles"`
+}
+
+// ChatSend is what a client emits to post a chat line.
+type ChatSend struct {
+	Text string `json:"text"`
+}
+
+// ChatMessage is a chat line the server broadcasts.
+type ChatMessage struct {
+	From string `json:"from"`
+	Text string `json:"text"`
+	At   int64  `json:"at"`
+}
+
+// The demo contract.
+var (
+	Add    = datasole.NewRPC[AddParams, AddResult]("add")
+	WhoAmI = datasole.NewRPC[struct{}, WhoAmIResult]("whoami")
+
+	ChatSendEvent    = datasole.NewEvent[ChatSend]("chat:send")
+	ChatMessageEvent = datasole.NewEvent[ChatMessage]("chat:message")
+)
