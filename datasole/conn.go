@@ -32,6 +32,8 @@ type Conn struct {
 	closed  bool // no more frames are accepted
 	values  map[string]any
 
+	closeReason string // why the connection ended; guarded by mu
+
 	inFlight  atomic.Int32
 	rpcs      sync.WaitGroup
 	badFrames int // touched by the reader only
@@ -48,7 +50,8 @@ const (
 type outMsg struct {
 	data []byte
 	kind outKind
-	code int // for outClose
+	op   protocol.Opcode // of data, for metrics
+	code int             // for outClose
 }
 
 // ID returns the connection id, unique across the nodes of a cluster.
@@ -113,14 +116,10 @@ func (c *Conn) Send(event string, data any) error {
 // Close closes the connection with a WebSocket close code and reason.
 func (c *Conn) Close(code int, reason string) { c.closeNow(code, reason) }
 
-// enqueue queues one encoded message (nil: a WebSocket ping) without
-// blocking. It reports false when the connection no longer takes frames.
-func (c *Conn) enqueue(msg []byte) bool {
-	kind := outFrame
-	if msg == nil {
-		kind = outPing
-	}
-	return c.push(outMsg{data: msg, kind: kind})
+// enqueue queues one encoded message without blocking. It reports false
+// when the connection no longer takes frames.
+func (c *Conn) enqueue(op protocol.Opcode, msg []byte) bool {
+	return c.push(outMsg{data: msg, op: op})
 }
 
 func (c *Conn) push(m outMsg) bool {
@@ -133,11 +132,14 @@ func (c *Conn) push(m outMsg) bool {
 		if c.s.opts.SlowConsumer == DropNewest {
 			c.mu.Unlock()
 			c.s.stats.SendDrops.Add(1)
+			c.s.obs.SendDropped()
 			return false
 		}
 		c.closed = true
+		c.closeReason = "slow-consumer"
 		c.queue = nil
 		c.mu.Unlock()
+		c.s.obs.SendDropped()
 		c.s.stats.SlowConsumerCloses.Add(1)
 		c.s.log.Warn("datasole: closing slow consumer", "conn", c.id, "queue", c.s.opts.SendQueueSize)
 		go c.closeWS(ClosePolicyViolation, "slow consumer")
@@ -180,6 +182,7 @@ func (c *Conn) writeLoop() {
 				if err == nil {
 					c.s.stats.FramesOut.Add(1)
 					c.s.stats.BytesOut.Add(uint64(len(m.data)))
+					c.s.obs.FrameOut(m.op, len(m.data))
 				}
 			case outPing:
 				err = c.ws.WriteControl(pingMessage, nil, deadline)
@@ -190,6 +193,7 @@ func (c *Conn) writeLoop() {
 				return
 			}
 			if err != nil {
+				c.setCloseReason("write-error")
 				c.closeNow(CloseGoingAway, "")
 				return
 			}
@@ -201,6 +205,14 @@ func (c *Conn) writeLoop() {
 			spare = nil
 		}
 	}
+}
+
+func (c *Conn) setCloseReason(r string) {
+	c.mu.Lock()
+	if c.closeReason == "" {
+		c.closeReason = r
+	}
+	c.mu.Unlock()
 }
 
 // closeNow stops taking frames, sends a close frame and closes the socket.
@@ -235,6 +247,7 @@ func (c *Conn) shutdown(ctx context.Context) {
 	case <-c.done:
 		return
 	}
+	c.setCloseReason("shutdown")
 	if !c.push(outMsg{kind: outClose, code: CloseGoingAway}) {
 		c.closeNow(CloseGoingAway, "Server shutting down")
 	}
@@ -270,6 +283,7 @@ func (c *Conn) readLoop() {
 		msg := buf.Bytes()
 		c.s.stats.FramesIn.Add(1)
 		c.s.stats.BytesIn.Add(uint64(len(msg)))
+		c.s.obs.FrameIn(inboundOpcode(msg), len(msg))
 		if mt != binaryMessage {
 			c.refuse(0, "text-message", "text messages are not part of the protocol")
 		} else {
@@ -301,7 +315,7 @@ func (c *Conn) handleMessage(msg []byte) {
 		c.handleEvent(f)
 	case protocol.Ping:
 		frame, _ := protocol.AppendFrame(make([]byte, 0, protocol.HeaderSize+4), protocol.Pong, f.CorrelationID, protocol.PongPayload)
-		c.enqueue(frame)
+		c.enqueue(protocol.Pong, frame)
 	case protocol.CRDTOp:
 		c.s.hooks.crdtOp(c, f)
 	default:
@@ -317,10 +331,12 @@ const maxBadFrames = 32
 // it, and closes peers that keep sending garbage.
 func (c *Conn) refuse(correlationID uint32, code, message string) {
 	c.s.stats.BadFrames.Add(1)
+	c.s.obs.FrameRefused(code)
 	c.s.logSampled("datasole: refused frame", "conn", c.id, "reason", code)
 	c.sendError(correlationID, protocol.ErrorBody{Message: message, Code: code})
 	c.badFrames++
 	if c.badFrames > maxBadFrames {
+		c.setCloseReason("abuse")
 		c.closeNow(ClosePolicyViolation, "too many malformed frames")
 	}
 }
@@ -336,6 +352,15 @@ func (c *Conn) sendFrame(op protocol.Opcode, correlationID uint32, payload []byt
 	if err != nil {
 		return err
 	}
-	c.enqueue(msg)
+	c.enqueue(op, msg)
 	return nil
+}
+
+// inboundOpcode is the opcode of an uncompressed message, 0 otherwise (the
+// opcode of a compressed one is known only after inflating).
+func inboundOpcode(msg []byte) protocol.Opcode {
+	if len(msg) > 0 && protocol.Opcode(msg[0]).Valid() {
+		return protocol.Opcode(msg[0])
+	}
+	return 0
 }

@@ -61,14 +61,15 @@ func (s *Server) push(t Target, op protocol.Opcode, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	s.deliver(t, msg)
+	s.deliver(t, op, msg)
 	return nil
 }
 
 // deliver queues an encoded message on the local connections t selects.
-func (s *Server) deliver(t Target, msg []byte) int {
-	n := s.hub.eachTarget(t, func(c *Conn) { c.enqueue(msg) })
+func (s *Server) deliver(t Target, op protocol.Opcode, msg []byte) int {
+	n := s.hub.eachTarget(t, func(c *Conn) { c.enqueue(op, msg) })
 	s.stats.FanoutDeliveries.Add(uint64(n))
+	s.obs.Fanout(op, n)
 	return n
 }
 

@@ -130,6 +130,7 @@ func (s *Server) Authenticate(r *http.Request) (*Principal, error) {
 
 func (s *Server) reject(status int, reason string, err error) error {
 	s.stats.countRejection(reason)
+	s.obs.UpgradeRejected(reason)
 	return &RejectError{Status: status, Reason: reason, Err: err}
 }
 
@@ -227,6 +228,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.Release()
 		s.stats.countRejection("handshake")
+		s.obs.UpgradeRejected("handshake")
 		return
 	}
 	s.ServeConn(ws, a)
@@ -252,12 +254,15 @@ func (s *Server) ServeConn(ws WebSocket, a *Admission) {
 	s.attach(c)
 	defer s.wg.Done()
 	s.stats.ConnectionsOpened.Add(1)
+	s.obs.ConnOpened()
 	s.hooks.connected(c)
 	c.readLoop()
 	c.closeNow(CloseGoingAway, "")
 	s.hub.remove(c)
 	s.hooks.disconnected(c)
 	s.stats.ConnectionsClosed.Add(1)
+	c.setCloseReason("closed")
+	s.obs.ConnClosed(c.closeReason)
 	close(c.done)
 }
 

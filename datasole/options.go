@@ -68,6 +68,10 @@ type Options struct {
 	// for two intervals is closed as dead. Default 25s; negative disables.
 	HeartbeatInterval time.Duration
 
+	// Observer receives measurements for metrics and tracing. Default: none
+	// (the counters of Snapshot are always kept).
+	Observer Observer
+
 	// CRDT configures CRDT limits and authorization.
 	CRDT CRDTOptions
 
@@ -135,5 +139,8 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.Default()
 	}
 	o.CRDT = o.CRDT.withDefaults()
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
 	return o
 }

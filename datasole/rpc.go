@@ -29,6 +29,7 @@ func (c *Conn) handleRPC(f protocol.Frame) {
 	var req protocol.RPCRequest
 	if err := json.Unmarshal(f.Payload, &req); err != nil || req.Method == "" {
 		c.s.stats.BadFrames.Add(1)
+		c.s.obs.RPCRefused(req.Method, "parse-error")
 		c.s.logSampled("datasole: malformed RPC request", "conn", c.id)
 		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeParseError, Message: "Parse error: an RPC request is a JSON object with a method"})
 		return
@@ -36,11 +37,13 @@ func (c *Conn) handleRPC(f protocol.Frame) {
 	c.s.stats.RPCCalls.Add(1)
 	v, ok := c.s.rpcs.Load(req.Method)
 	if !ok {
+		c.s.obs.RPCRefused(req.Method, "not-found")
 		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeMethodNotFound, Message: "Method not found: " + req.Method})
 		return
 	}
 	if int(c.inFlight.Add(1)) > c.s.opts.MaxInFlight {
 		c.inFlight.Add(-1)
+		c.s.obs.RPCRefused(req.Method, "overloaded")
 		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeOverloaded, Message: "Too many calls in flight"})
 		return
 	}
@@ -65,11 +68,13 @@ func (c *Conn) handleRPC(f protocol.Frame) {
 func (c *Conn) runRPC(fn RPCFunc, id uint32, req protocol.RPCRequest) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.opts.RPCTimeout)
 	defer cancel()
+	ctx, done := c.s.obs.StartRPC(ctx, req.Method)
 	var replied atomic.Bool
 	// Answer at the deadline even if the handler ignores its context.
 	stop := context.AfterFunc(ctx, func() {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && replied.CompareAndSwap(false, true) {
 			c.s.stats.RPCErrors.Add(1)
+			done("timeout")
 			c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeTimeout, Message: "RPC timeout: " + req.Method})
 		}
 	})
@@ -84,6 +89,7 @@ func (c *Conn) runRPC(fn RPCFunc, id uint32, req protocol.RPCRequest) {
 	}
 	if err != nil {
 		c.s.stats.RPCErrors.Add(1)
+		done(outcomeOf(err))
 		c.replyError(id, req.CorrelationID, c.s.publicError(err, req.Method, c.id))
 		return
 	}
@@ -91,10 +97,22 @@ func (c *Conn) runRPC(fn RPCFunc, id uint32, req protocol.RPCRequest) {
 	if err != nil {
 		c.s.stats.RPCErrors.Add(1)
 		c.s.log.Error("datasole: cannot encode RPC result", "method", req.Method, "err", err)
+		done("error")
 		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeInternal, Message: "Internal error"})
 		return
 	}
+	done("ok")
 	c.reply(id, protocol.RPCResponse{CorrelationID: req.CorrelationID, Result: raw})
+}
+
+func outcomeOf(err error) string {
+	switch {
+	case err == errPanic:
+		return "panic"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "error"
 }
 
 func (c *Conn) invoke(fn RPCFunc, ctx *Context, params json.RawMessage, method string) (result any, err error) {

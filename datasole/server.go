@@ -17,6 +17,7 @@ import (
 type Server struct {
 	opts    Options
 	log     *slog.Logger
+	obs     Observer
 	nodeID  string // unique per process, prefixes connection ids
 	connSeq atomic.Uint64
 
@@ -50,6 +51,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:   opts,
 		log:    opts.Logger,
+		obs:    opts.Observer,
 		nodeID: newNodeID(),
 		exec:   make(chan struct{}, opts.MaxHandlers),
 		done:   make(chan struct{}),
@@ -127,7 +129,7 @@ func (s *Server) runHeartbeat() {
 		case <-s.done:
 			return
 		case <-t.C:
-			s.hub.each(func(c *Conn) { c.enqueue(nil) }) // nil = WebSocket ping
+			s.hub.each(func(c *Conn) { c.push(outMsg{kind: outPing}) })
 		}
 	}
 }
