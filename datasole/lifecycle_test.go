@@ -291,3 +291,37 @@ func TestOtherPathsAreNotServed(t *testing.T) {
 }
 
 var _ = httptest.NewServer
+
+func TestBrowserRuntimeIsServedBelowThePath(t *testing.T) {
+	ts := startServer(t, datasole.Options{}, nil)
+	for name, corp := range map[string]string{"datasole.iife.min.js": "same-origin", "datasole-worker.iife.min.js": "cross-origin"} {
+		resp, err := http.Get(ts.url + "/__ds/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		etag := resp.Header.Get("ETag")
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/javascript; charset=utf-8" ||
+			etag == "" || resp.Header.Get("Cross-Origin-Resource-Policy") != corp {
+			t.Fatalf("%s: %d %v", name, resp.StatusCode, resp.Header)
+		}
+		req, _ := http.NewRequest("GET", ts.url+"/__ds/"+name, nil)
+		req.Header.Set("If-None-Match", etag)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotModified {
+			t.Fatalf("%s with If-None-Match: %d", name, resp.StatusCode)
+		}
+	}
+	resp, err := http.Get(ts.url + "/__ds/nope.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("unknown asset: %d", resp.StatusCode)
+	}
+}
