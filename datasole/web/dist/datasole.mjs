@@ -1679,13 +1679,15 @@ var StateStore = class {
   }
   /**
    * patch applies a STATE_PATCH and reports whether a resync is needed. A versioned patch must
-   * follow the last version exactly; older ones are duplicates and ignored.
+   * apply to the last version exactly: to `base` when the server sends it (a batched flush
+   * carries several versions at once), else to version - 1; older ones are duplicates and ignored.
    */
-  patch(patches, version) {
+  patch(patches, version, base) {
     const versioned = typeof version === "number";
     if (versioned && this.version !== void 0) {
       if (version <= this.version) return "ignored";
-      if (this.stale || version !== this.version + 1) {
+      const from = typeof base === "number" ? base : version - 1;
+      if (this.stale || from !== this.version) {
         this.stale = true;
         return "resync";
       }
@@ -2002,7 +2004,7 @@ var DatasoleClient = class {
       }
       case 5 /* StatePatch */:
         if (typeof body.key !== "string") return;
-        if (this.store(body.key).patch(body.patches, body.version) === "resync") this.requestResync(body.key);
+        if (this.store(body.key).patch(body.patches, body.version, body.base) === "resync") this.requestResync(body.key);
         return;
       case 6 /* StateSnapshot */:
         if (typeof body.key !== "string") return;

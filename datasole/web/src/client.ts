@@ -408,7 +408,7 @@ export class DatasoleClient {
       }
       case Op.StatePatch:
         if (typeof body.key !== "string") return;
-        if (this.store(body.key).patch(body.patches, body.version) === "resync") this.requestResync(body.key);
+        if (this.store(body.key).patch(body.patches, body.version, body.base) === "resync") this.requestResync(body.key);
         return;
       case Op.StateSnapshot:
         if (typeof body.key !== "string") return;

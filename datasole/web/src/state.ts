@@ -55,13 +55,15 @@ export class StateStore {
 
   /**
    * patch applies a STATE_PATCH and reports whether a resync is needed. A versioned patch must
-   * follow the last version exactly; older ones are duplicates and ignored.
+   * apply to the last version exactly: to `base` when the server sends it (a batched flush
+   * carries several versions at once), else to version - 1; older ones are duplicates and ignored.
    */
-  patch(patches: unknown, version: unknown): "ok" | "ignored" | "resync" {
+  patch(patches: unknown, version: unknown, base?: unknown): "ok" | "ignored" | "resync" {
     const versioned = typeof version === "number";
     if (versioned && this.version !== undefined) {
       if (version <= this.version) return "ignored";
-      if (this.stale || version !== this.version + 1) {
+      const from = typeof base === "number" ? base : version - 1;
+      if (this.stale || from !== this.version) {
         this.stale = true;
         return "resync";
       }
