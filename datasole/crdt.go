@@ -73,7 +73,10 @@ func (s *Server) RegisterCRDT(key string, sc Scope, c crdt.CRDT) error {
 	if err := checkStateKey(key); err != nil {
 		return err
 	}
-	_, err := s.addCRDT(key, sc, c, nil)
+	e, err := s.addCRDT(key, sc, c, nil)
+	if err == nil {
+		s.loadCRDT(e)
+	}
 	return err
 }
 
@@ -87,9 +90,11 @@ func (s *Server) RegisterCRDTType(key string, sc Scope, typ string) (crdt.CRDT, 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.addCRDT(key, sc, c, nil); err != nil {
+	e, err := s.addCRDT(key, sc, c, nil)
+	if err != nil {
 		return nil, err
 	}
+	s.loadCRDT(e)
 	return c, nil
 }
 
@@ -163,7 +168,31 @@ func (s *Server) applyCRDT(e *crdtEntry, op crdt.Op) error {
 		return err
 	}
 	s.stats.CRDTOps.Add(1)
-	return s.push(e.scope.target(), protocol.CRDTState, crdtStatePayload(e))
+	return s.crdtChanged(e)
+}
+
+// crdtChanged persists e, sends its state to the key's local connections
+// and to the other nodes. e.mu is held.
+func (s *Server) crdtChanged(e *crdtEntry) error {
+	if s.opts.Backend != nil {
+		s.saveCRDT(e)
+	}
+	payload := crdtStatePayload(e)
+	msg, err := protocol.Encode(protocol.CRDTState, 0, payload)
+	if err != nil {
+		return err
+	}
+	t := e.scope.target()
+	s.deliver(t, protocol.CRDTState, msg)
+	if s.opts.Backend != nil {
+		var st json.RawMessage
+		var body protocol.CRDTStateBody
+		if json.Unmarshal(payload, &body) == nil {
+			st = body.State
+		}
+		s.publish(&busMsg{kind: busCRDT, target: t, key: e.key, value: st})
+	}
+	return nil
 }
 
 // UpdateCRDT runs fn on the CRDT under key (to make local changes with its
@@ -183,7 +212,7 @@ func (s *Server) UpdateCRDT(ctx context.Context, key string, fn func(c crdt.CRDT
 	if err := fn(e.c); err != nil {
 		return err
 	}
-	return s.push(e.scope.target(), protocol.CRDTState, crdtStatePayload(e))
+	return s.crdtChanged(e)
 }
 
 func crdtStatePayload(e *crdtEntry) []byte {

@@ -52,10 +52,17 @@ func (s *Server) Send(t Target, event string, data any) error {
 	if err != nil {
 		return err
 	}
-	return s.push(t, protocol.EventS2C, payload)
+	msg, err := protocol.Encode(protocol.EventS2C, 0, payload)
+	if err != nil {
+		return err
+	}
+	s.deliver(t, protocol.EventS2C, msg)
+	s.publish(&busMsg{kind: busFrame, target: t, op: protocol.EventS2C, msg: msg})
+	return nil
 }
 
-// push encodes one frame once and queues it on every target connection.
+// push encodes one frame once and queues it on every local target
+// connection.
 func (s *Server) push(t Target, op protocol.Opcode, payload []byte) error {
 	msg, err := protocol.Encode(op, 0, payload)
 	if err != nil {

@@ -2,6 +2,8 @@ package datasole
 
 import (
 	"log/slog"
+
+	"github.com/datasole/datasole-go/datasole/backend"
 	"net/http"
 	"time"
 
@@ -67,6 +69,14 @@ type Options struct {
 	// HeartbeatInterval is how often WebSocket pings are sent; a peer silent
 	// for two intervals is closed as dead. Default 25s; negative disables.
 	HeartbeatInterval time.Duration
+
+	// Backend is the store and bus shared by the nodes of a cluster (Redis,
+	// Postgres, …). With one, every push, state change and CRDT change
+	// reaches the clients of every node, state versions live in the store,
+	// and CRDT states survive restarts. The application owns it: Close does
+	// not close it. Default: none, a single node keeping everything in
+	// process.
+	Backend backend.Backend
 
 	// Observer receives measurements for metrics and tracing. Default: none
 	// (the counters of Snapshot are always kept).

@@ -36,6 +36,7 @@ type Server struct {
 	stats   Stats
 	reserve atomic.Int64 // admitted connections (reserved before upgrade)
 
+	busCancel   func()       // ends the cluster bus subscription
 	lastSampled atomic.Int64 // unix nanos of the last sampled log line
 
 	closing   atomic.Bool
@@ -63,6 +64,11 @@ func New(opts Options) *Server {
 	if opts.Auth == nil {
 		s.opts.Auth = Anonymous
 		s.log.Warn("datasole: auth is open: every upgrade is admitted as an anonymous principal; set Options.Auth for any exposed deployment")
+	}
+	if opts.Backend != nil {
+		if err := s.startCluster(); err != nil {
+			s.log.Error("datasole: joining the cluster bus", "err", err)
+		}
 	}
 	if opts.HeartbeatInterval > 0 {
 		s.heartbeat.Add(1)
@@ -96,6 +102,9 @@ func (s *Server) Close(ctx context.Context) error {
 	s.closeMu.Unlock()
 	s.heartbeat.Wait()
 	s.flushAllState()
+	if s.busCancel != nil {
+		s.busCancel()
+	}
 
 	conns := s.hub.all()
 	var wg sync.WaitGroup

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/datasole/datasole-go/datasole/backend"
 	"github.com/datasole/datasole-go/datasole/patch"
 	"github.com/datasole/datasole-go/datasole/protocol"
 )
@@ -212,36 +213,84 @@ func (s *Server) UpdateStateIn(ctx context.Context, sc Scope, key string, fn fun
 	e := s.live.entry(stateID{sc, key}, true)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var old json.RawMessage
-	if e.value != nil {
-		old = append(json.RawMessage(nil), e.value...) // fn may not alias the stored copy
-	}
-	v, err := fn(old)
-	if err != nil {
-		return err
-	}
-	next, err := encodeState(v)
-	if err != nil {
-		return err
-	}
-	if next == nil {
-		return s.deleteLocked(e)
-	}
-	patches, err := patch.Diff(e.value, next)
-	if err != nil {
-		if errors.Is(err, patch.ErrForbiddenKey) {
-			return fmt.Errorf("%w: %w", ErrForbiddenKey, err)
+	for attempt := 0; ; attempt++ {
+		var old json.RawMessage
+		if e.value != nil {
+			old = append(json.RawMessage(nil), e.value...) // fn may not alias the stored copy
 		}
+		v, err := fn(old)
+		if err != nil {
+			return err
+		}
+		next, err := encodeState(v)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			return s.deleteLocked(ctx, e)
+		}
+		patches, err := patch.Diff(e.value, next)
+		if err != nil {
+			if errors.Is(err, patch.ErrForbiddenKey) {
+				return fmt.Errorf("%w: %w", ErrForbiddenKey, err)
+			}
+			return err
+		}
+		if string(patches) == "[]" {
+			return nil // no change, no new version
+		}
+		version := e.version + 1
+		if b := s.opts.Backend; b != nil {
+			// The store decides the version: compare-and-set against the
+			// version this node knows; on conflict, re-read and run fn again.
+			version, err = b.CompareAndSet(ctx, storeKey(e.id), next, e.version, 0)
+			if errors.Is(err, backend.ErrConflict) && attempt < maxStateRetries {
+				if err := s.refreshLocked(ctx, e); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				s.backendError("cas", err)
+				return fmt.Errorf("datasole: storing state %q: %w", key, err)
+			}
+		}
+		e.value = next
+		e.version = version
+		s.stats.StateChanges.Add(1)
+		e.pending = append(e.pending, patches)
+		s.scheduleFlush(e)
+		return nil
+	}
+}
+
+// maxStateRetries bounds compare-and-set retries of one update under
+// contention from other nodes.
+const maxStateRetries = 64
+
+// refreshLocked re-reads e from the store after a lost compare-and-set.
+// Changes this node has not seen yet reach its clients with the next flush
+// (as one patch from what they hold), so nothing is skipped.
+func (s *Server) refreshLocked(ctx context.Context, e *stateEntry) error {
+	val, ver, err := s.opts.Backend.Get(ctx, storeKey(e.id))
+	if errors.Is(err, backend.ErrNotFound) {
+		val, ver, err = nil, 0, nil
+	}
+	if err != nil {
+		s.backendError("get", err)
 		return err
 	}
-	if string(patches) == "[]" {
-		return nil // no change, no new version
+	if ver < e.version {
+		return nil
 	}
-	e.value = next
-	e.version++
-	s.stats.StateChanges.Add(1)
-	e.pending = append(e.pending, patches)
-	s.scheduleFlush(e)
+	// Fold the unseen change into the pending patches so local clients stay
+	// in step even if its bus message never arrives.
+	if ver > e.version {
+		if p, derr := patch.Diff(e.value, val); derr == nil && string(p) != "[]" {
+			e.pending = append(e.pending, p)
+		}
+	}
+	e.value, e.version = val, ver
 	return nil
 }
 
@@ -302,12 +351,18 @@ func (s *Server) DeleteStateIn(ctx context.Context, sc Scope, key string) error 
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return s.deleteLocked(e)
+	return s.deleteLocked(ctx, e)
 }
 
-func (s *Server) deleteLocked(e *stateEntry) error {
+func (s *Server) deleteLocked(ctx context.Context, e *stateEntry) error {
 	if e.value == nil && e.sent == nil {
 		return nil
+	}
+	if b := s.opts.Backend; b != nil {
+		if err := b.Delete(ctx, storeKey(e.id)); err != nil {
+			s.backendError("delete", err)
+			return fmt.Errorf("datasole: deleting state %q: %w", e.id.key, err)
+		}
 	}
 	if e.timer != nil {
 		e.timer.Stop()
@@ -317,8 +372,21 @@ func (s *Server) deleteLocked(e *stateEntry) error {
 	e.version, e.sentVersion = 0, 0
 	s.live.drop(e)
 	payload, _ := marshal(protocol.StateSnapshotBody{Key: e.id.key, Data: json.RawMessage("null")})
-	s.push(e.id.scope.target(), protocol.StateSnapshot, payload)
+	s.fanoutState(e, protocol.StateSnapshot, payload)
 	return nil
+}
+
+// fanoutState sends a state frame to the key's local connections and, with
+// the key's new value and version, to the other nodes. e.mu is held.
+func (s *Server) fanoutState(e *stateEntry, op protocol.Opcode, payload []byte) {
+	msg, err := protocol.Encode(op, 0, payload)
+	if err != nil {
+		s.log.Error("datasole: state frame too large", "key", e.id.key, "err", err)
+		return
+	}
+	t := e.id.scope.target()
+	s.deliver(t, op, msg)
+	s.publish(&busMsg{kind: busState, target: t, op: op, msg: msg, key: e.id.key, version: e.sentVersion, value: e.sent})
 }
 
 // scheduleFlush sends or schedules the pending patches of e (locked).
@@ -364,19 +432,18 @@ func (s *Server) flushLocked(e *stateEntry) {
 	patches := concatPatches(e.pending)
 	e.pending = nil
 	e.sent, e.sentVersion = e.value, e.version
-	t := e.id.scope.target()
 	if len(patches) <= len(e.value)+1024 { // else a snapshot is much smaller
 		body := statePatchBody{Key: e.id.key, Patches: patches, Version: e.version}
 		if base != e.version-1 {
 			body.Base = &base
 		}
 		if payload, err := marshal(body); err == nil && len(payload) <= protocol.MaxPayload {
-			s.push(t, protocol.StatePatch, payload)
+			s.fanoutState(e, protocol.StatePatch, payload)
 			s.stats.StatePatches.Add(1)
 			return
 		}
 	}
-	s.push(t, protocol.StateSnapshot, snapshotPayload(e.id.key, e.value, e.version))
+	s.fanoutState(e, protocol.StateSnapshot, snapshotPayload(e.id.key, e.value, e.version))
 }
 
 // statePatchBody is STATE_PATCH with the extension members version and base
@@ -443,9 +510,16 @@ func (s *Server) snapshotScope(c *Conn, sc Scope) {
 // resync answers the $ds.resync extension: fresh snapshots of the keys a
 // client asks for, among those it may see.
 func (s *Server) resync(c *Conn, keys []string) {
+	scopes := append([]Scope{Global(), ForUser(c.userID)}, tagScopes(c.Tags())...)
+	if s.opts.Backend != nil { // this node may have missed a bus message
+		for _, key := range keys {
+			for _, sc := range scopes {
+				s.refreshFromStore(stateID{sc, key})
+			}
+		}
+	}
 	s.syncMu.RLock()
 	defer s.syncMu.RUnlock()
-	scopes := append([]Scope{Global(), ForUser(c.userID)}, tagScopes(c.Tags())...)
 	for _, key := range keys {
 		for _, sc := range scopes {
 			e := s.live.entry(stateID{sc, key}, false)

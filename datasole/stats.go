@@ -27,6 +27,8 @@ type Stats struct {
 	StateChanges       atomic.Uint64 // versions created
 	StatePatches       atomic.Uint64 // STATE_PATCH frames fanned out
 	CRDTOps            atomic.Uint64 // CRDT operations applied
+	BackendErrors      atomic.Uint64
+	BusGaps            atomic.Uint64 // times the bus may have lost messages
 
 	mu         sync.Mutex
 	rejections map[string]uint64
@@ -62,6 +64,8 @@ type Snapshot struct {
 	StateChanges       uint64            `json:"stateChanges"`
 	StatePatches       uint64            `json:"statePatches"`
 	CRDTOps            uint64            `json:"crdtOps"`
+	BackendErrors      uint64            `json:"backendErrors"`
+	BusGaps            uint64            `json:"busGaps"`
 	Rejections         map[string]uint64 `json:"rejections"`
 	At                 time.Time         `json:"at"`
 }
@@ -89,6 +93,8 @@ func (s *Server) Snapshot() Snapshot {
 		StateChanges:       st.StateChanges.Load(),
 		StatePatches:       st.StatePatches.Load(),
 		CRDTOps:            st.CRDTOps.Load(),
+		BackendErrors:      st.BackendErrors.Load(),
+		BusGaps:            st.BusGaps.Load(),
 		Rejections:         map[string]uint64{},
 		At:                 time.Now(),
 	}

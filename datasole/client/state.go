@@ -47,8 +47,12 @@ func (c *Client) handleState(f protocol.Frame) {
 		}
 		st.mu.Lock()
 		v := st.get(b.Key)
-		v.value, v.version = data, b.Version
 		delete(st.resyncing, b.Key)
+		if b.Version != 0 && b.Version <= v.version && v.value != nil {
+			st.mu.Unlock() // a repeat (or older copy) of what the client holds
+			return
+		}
+		v.value, v.version = data, b.Version
 		subs := v.subs
 		st.mu.Unlock()
 		notify(subs, data, b.Version)
