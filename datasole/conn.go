@@ -34,9 +34,10 @@ type Conn struct {
 
 	closeReason string // why the connection ended; guarded by mu
 
-	inFlight  atomic.Int32
-	rpcs      sync.WaitGroup
-	badFrames int // touched by the reader only
+	inFlight      atomic.Int32
+	rpcs          sync.WaitGroup
+	badFrames     int // touched by the reader only
+	refusedInARow int // rate-limit refusals in a row; reader only
 }
 
 type outKind uint8
@@ -285,7 +286,9 @@ func (c *Conn) readLoop() {
 		c.s.stats.BytesIn.Add(uint64(len(msg)))
 		c.s.obs.FrameIn(inboundOpcode(msg), len(msg))
 		if mt != binaryMessage {
-			c.refuse(0, "text-message", "text messages are not part of the protocol")
+			if ok, _ := c.allow("frame", "", 0); ok {
+				c.refuse(0, "text-message", "text messages are not part of the protocol")
+			}
 		} else {
 			c.handleMessage(msg)
 		}
@@ -301,6 +304,9 @@ func (c *Conn) readLoop() {
 func (c *Conn) handleMessage(msg []byte) {
 	f, err := protocol.Decode(msg)
 	if err != nil {
+		if ok, _ := c.allow("frame", "", 0); !ok {
+			return
+		}
 		class := "bad-frame"
 		if de, ok := err.(*protocol.DecodeError); ok {
 			class = de.Class
@@ -311,8 +317,15 @@ func (c *Conn) handleMessage(msg []byte) {
 	switch f.Opcode {
 	case protocol.RPCReq:
 		c.handleRPC(f)
+		return
 	case protocol.EventC2S:
 		c.handleEvent(f)
+		return
+	}
+	if ok, _ := c.allow("frame", "", f.CorrelationID); !ok {
+		return
+	}
+	switch f.Opcode {
 	case protocol.Ping:
 		frame, _ := protocol.AppendFrame(make([]byte, 0, protocol.HeaderSize+4), protocol.Pong, f.CorrelationID, protocol.PongPayload)
 		c.enqueue(protocol.Pong, frame)
@@ -339,6 +352,10 @@ func (c *Conn) refuse(correlationID uint32, code, message string) {
 		c.setCloseReason("abuse")
 		c.closeNow(ClosePolicyViolation, "too many malformed frames")
 	}
+}
+
+func (c *Conn) sendErrorBody(correlationID uint32, message, code string, retryAfterMS int64) {
+	c.sendError(correlationID, protocol.ErrorBody{Message: message, Code: code, RetryAfter: retryAfterMS})
 }
 
 func (c *Conn) sendError(correlationID uint32, body protocol.ErrorBody) {

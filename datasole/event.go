@@ -66,7 +66,13 @@ func (s *Server) Off(event string) {
 func (c *Conn) handleEvent(f protocol.Frame) {
 	var ev protocol.Event
 	if err := json.Unmarshal(f.Payload, &ev); err != nil {
+		if ok, _ := c.allow("frame", "", 0); !ok {
+			return
+		}
 		c.refuse(0, "bad-event", "malformed event")
+		return
+	}
+	if ok, _ := c.allow("event", ev.Event, 0); !ok {
 		return
 	}
 	if ev.Event == "" || utf16Len(ev.Event) > c.s.opts.MaxEventNameLength {

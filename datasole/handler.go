@@ -31,6 +31,7 @@ type Admission struct {
 	s         *Server
 	r         *http.Request
 	principal *Principal
+	ip        string
 	used      atomic.Bool
 }
 
@@ -40,8 +41,56 @@ func (a *Admission) Principal() *Principal { return a.principal }
 // Release gives the slot back when the upgrade did not happen.
 func (a *Admission) Release() {
 	if a.used.CompareAndSwap(false, true) {
-		a.s.reserve.Add(-1)
+		a.s.release(a)
 	}
+}
+
+// release gives back the slots an admission holds.
+func (s *Server) release(a *Admission) {
+	s.reserve.Add(-1)
+	s.perPeer.mu.Lock()
+	decr(s.perPeer.users, a.principal.UserID)
+	decr(s.perPeer.ips, a.ip)
+	s.perPeer.mu.Unlock()
+}
+
+// peerCounts counts connections per user and per IP address, for the
+// per-user and per-IP caps.
+type peerCounts struct {
+	mu    sync.Mutex
+	users map[string]int
+	ips   map[string]int
+}
+
+func decr(m map[string]int, k string) {
+	if k == "" {
+		return
+	}
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
+	}
+}
+
+// admitPeer counts a's user and IP against their caps; false means over.
+func (s *Server) admitPeer(a *Admission) (ok bool, reason string) {
+	pc := &s.perPeer
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.users == nil {
+		pc.users, pc.ips = make(map[string]int), make(map[string]int)
+	}
+	u := a.principal.UserID
+	if max := s.opts.MaxConnectionsPerUser; max > 0 && u != "" && pc.users[u] >= max {
+		return false, "max-connections-user"
+	}
+	if max := s.opts.MaxConnectionsPerIP; max > 0 && pc.ips[a.ip] >= max {
+		return false, "max-connections-ip"
+	}
+	if u != "" {
+		pc.users[u]++
+	}
+	pc.ips[a.ip]++
+	return true, ""
 }
 
 type principalKey struct{}
@@ -81,7 +130,12 @@ func (s *Server) Admit(r *http.Request) (*Admission, error) {
 		s.reserve.Add(-1)
 		return nil, err
 	}
-	return &Admission{s: s, r: r, principal: p}, nil
+	a := &Admission{s: s, r: r, principal: p, ip: hostOf(r.RemoteAddr)}
+	if ok, reason := s.admitPeer(a); !ok {
+		s.reserve.Add(-1)
+		return nil, s.reject(http.StatusTooManyRequests, reason, nil)
+	}
+	return a, nil
 }
 
 // Authenticate returns the request's principal: the one stored with
@@ -241,7 +295,7 @@ func (s *Server) ServeConn(ws WebSocket, a *Admission) {
 		ws.Close()
 		return
 	}
-	defer s.reserve.Add(-1)
+	defer s.release(a)
 	c := s.newConn(ws, a)
 	s.closeMu.Lock()
 	if s.closing.Load() {

@@ -78,6 +78,16 @@ type Options struct {
 	// process.
 	Backend backend.Backend
 
+	// RateLimit limits inbound frames. Default: on, 600 frames per minute
+	// per connection; see RateLimit.
+	RateLimit RateLimit
+
+	// MaxConnectionsPerUser and MaxConnectionsPerIP cap one user's and one
+	// IP address's connections on this server; upgrades beyond them are
+	// refused with 429. Default 0: no cap.
+	MaxConnectionsPerUser int
+	MaxConnectionsPerIP   int
+
 	// Observer receives measurements for metrics and tracing. Default: none
 	// (the counters of Snapshot are always kept).
 	Observer Observer
@@ -149,6 +159,7 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.Default()
 	}
 	o.CRDT = o.CRDT.withDefaults()
+	o.RateLimit = o.RateLimit.withDefaults(o.Backend)
 	if o.Observer == nil {
 		o.Observer = NopObserver{}
 	}

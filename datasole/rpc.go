@@ -27,7 +27,14 @@ func (s *Server) RemoveRPC(method string) { s.rpcs.Delete(method) }
 func (c *Conn) handleRPC(f protocol.Frame) {
 	id := f.CorrelationID
 	var req protocol.RPCRequest
-	if err := json.Unmarshal(f.Payload, &req); err != nil || req.Method == "" {
+	err := json.Unmarshal(f.Payload, &req)
+	if ok, retry := c.allow("rpc", req.Method, id); !ok {
+		c.s.obs.RPCRefused(req.Method, "rate-limited")
+		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeRateLimited, Message: "Rate limit exceeded",
+			Data: map[string]int64{"retryAfter": retry.Milliseconds()}})
+		return
+	}
+	if err != nil || req.Method == "" {
 		c.s.stats.BadFrames.Add(1)
 		c.s.obs.RPCRefused(req.Method, "parse-error")
 		c.s.logSampled("datasole: malformed RPC request", "conn", c.id)

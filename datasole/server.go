@@ -35,6 +35,7 @@ type Server struct {
 	exec    chan struct{} // executor slots
 	stats   Stats
 	reserve atomic.Int64 // admitted connections (reserved before upgrade)
+	perPeer peerCounts
 
 	busCancel   func()       // ends the cluster bus subscription
 	lastSampled atomic.Int64 // unix nanos of the last sampled log line

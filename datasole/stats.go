@@ -28,6 +28,7 @@ type Stats struct {
 	StatePatches       atomic.Uint64 // STATE_PATCH frames fanned out
 	CRDTOps            atomic.Uint64 // CRDT operations applied
 	BackendErrors      atomic.Uint64
+	RateLimited        atomic.Uint64 // frames refused by the rate limiter
 	BusGaps            atomic.Uint64 // times the bus may have lost messages
 
 	mu         sync.Mutex
@@ -65,6 +66,7 @@ type Snapshot struct {
 	StatePatches       uint64            `json:"statePatches"`
 	CRDTOps            uint64            `json:"crdtOps"`
 	BackendErrors      uint64            `json:"backendErrors"`
+	RateLimited        uint64            `json:"rateLimited"`
 	BusGaps            uint64            `json:"busGaps"`
 	Rejections         map[string]uint64 `json:"rejections"`
 	At                 time.Time         `json:"at"`
@@ -94,6 +96,7 @@ func (s *Server) Snapshot() Snapshot {
 		StatePatches:       st.StatePatches.Load(),
 		CRDTOps:            st.CRDTOps.Load(),
 		BackendErrors:      st.BackendErrors.Load(),
+		RateLimited:        st.RateLimited.Load(),
 		BusGaps:            st.BusGaps.Load(),
 		Rejections:         map[string]uint64{},
 		At:                 time.Now(),

@@ -1,0 +1,253 @@
+package datasole
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/datasole/datasole-go/datasole/backend"
+)
+
+// RateLimit configures the per-frame rate limiter. Every inbound message is
+// checked against one rule: the rule of its RPC method or event name if one
+// is set, else the default rule. A refused RPC gets an RPC_RES error (code
+// -32029) and an ERROR frame {message, retryAfter} with its correlation id,
+// so v1 and newer clients both fail fast; other refused frames get the ERROR
+// frame. A peer refused many times in a row is closed with 1008.
+type RateLimit struct {
+	// Disabled turns the limiter off.
+	Disabled bool
+	// Default applies to frames without a rule of their own. Default 600
+	// frames per minute (bursts of up to 600 are admitted).
+	Default Rule
+	// RPC holds rules per RPC method.
+	RPC map[string]Rule
+	// Events holds rules per client event name.
+	Events map[string]Rule
+	// By chooses whose bucket a frame is counted in. Default PerConnection.
+	By KeyBy
+	// Limiter decides. Default: an in-process GCRA limiter; with
+	// Options.Backend set, one that shares buckets through the backend so
+	// all nodes enforce one limit.
+	Limiter Limiter
+	// CloseAfter is how many refusals in a row close the connection with
+	// 1008. Default 100.
+	CloseAfter int
+}
+
+// Rule admits Limit units per Window, a cost of Cost units per frame
+// (default 1). Bursts of up to Limit units pass; after that frames are
+// admitted at the steady rate.
+type Rule struct {
+	Limit  int
+	Window time.Duration
+	Cost   int
+}
+
+// KeyBy selects the bucket key of a frame.
+type KeyBy int
+
+// Bucket keys.
+const (
+	PerConnection KeyBy = iota // each connection has its own buckets
+	PerUser                    // all connections of a user share them
+	PerIP                      // all connections from one IP address share them
+)
+
+// Limiter decides whether cost units may pass for key under rule, and if
+// not, when to retry. It must be safe for concurrent use and atomic: under
+// any concurrency it admits no more than the rule allows.
+type Limiter interface {
+	Allow(ctx context.Context, key string, rule Rule) (ok bool, retryAfter time.Duration, err error)
+}
+
+func (rl RateLimit) withDefaults(b backend.Backend) RateLimit {
+	if rl.Default.Limit <= 0 {
+		rl.Default = Rule{Limit: 600, Window: time.Minute}
+	}
+	if rl.CloseAfter <= 0 {
+		rl.CloseAfter = 100
+	}
+	if rl.Limiter == nil {
+		if b != nil {
+			rl.Limiter = NewBackendLimiter(b)
+		} else {
+			rl.Limiter = NewMemoryLimiter()
+		}
+	}
+	return rl
+}
+
+func (r Rule) cost() int {
+	if r.Cost <= 0 {
+		return 1
+	}
+	return r.Cost
+}
+
+// gcra computes the generic cell rate algorithm: tat is the theoretical
+// arrival time (unix nanoseconds) of the bucket. It returns the new tat and
+// whether the frame passes, or how long to wait.
+func gcra(tat, now int64, r Rule) (newTAT int64, ok bool, retryAfter time.Duration) {
+	interval := int64(r.Window) / int64(r.Limit) // time one unit takes to refill
+	inc := interval * int64(r.cost())
+	if tat < now {
+		tat = now
+	}
+	next := tat + inc
+	allowAt := next - int64(r.Window)
+	if now < allowAt {
+		return tat, false, time.Duration(allowAt - now)
+	}
+	return next, true, 0
+}
+
+// MemoryLimiter is the in-process GCRA limiter. Buckets are forgotten once
+// they are full again, so memory stays bounded by the active keys.
+type MemoryLimiter struct {
+	mu    sync.Mutex
+	tats  map[string]int64
+	calls int
+	now   func() time.Time
+}
+
+// NewMemoryLimiter returns an in-process limiter.
+func NewMemoryLimiter() *MemoryLimiter {
+	return &MemoryLimiter{tats: make(map[string]int64), now: time.Now}
+}
+
+// Allow implements Limiter.
+func (m *MemoryLimiter) Allow(_ context.Context, key string, r Rule) (bool, time.Duration, error) {
+	now := m.now().UnixNano()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tat, ok, retry := gcra(m.tats[key], now, r)
+	if ok {
+		m.tats[key] = tat
+	}
+	if m.calls++; m.calls >= 4096 || len(m.tats) > 65536 {
+		m.calls = 0
+		for k, t := range m.tats {
+			if t <= now { // full again: nothing to remember
+				delete(m.tats, k)
+			}
+		}
+	}
+	return ok, retry, nil
+}
+
+// Len returns how many buckets the limiter remembers.
+func (m *MemoryLimiter) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.tats)
+}
+
+// gcraScripter is implemented by backends that run GCRA in one round trip
+// (the Redis backend does, with a Lua script).
+type gcraScripter interface {
+	GCRA(ctx context.Context, key string, limit int, window time.Duration, cost int) (ok bool, retryAfter time.Duration, err error)
+}
+
+// BackendLimiter shares buckets through a backend, so several nodes enforce
+// one limit. It uses the backend's one-round-trip GCRA when it has one, and
+// compare-and-set otherwise; buckets expire with their window.
+type BackendLimiter struct {
+	b backend.Backend
+}
+
+// NewBackendLimiter returns a limiter on b.
+func NewBackendLimiter(b backend.Backend) *BackendLimiter { return &BackendLimiter{b: b} }
+
+// Allow implements Limiter.
+func (l *BackendLimiter) Allow(ctx context.Context, key string, r Rule) (bool, time.Duration, error) {
+	key = "rl:" + key
+	if g, ok := l.b.(gcraScripter); ok {
+		return g.GCRA(ctx, key, r.Limit, r.Window, r.cost())
+	}
+	for range 64 {
+		raw, ver, err := l.b.Get(ctx, key)
+		if err != nil && !errors.Is(err, backend.ErrNotFound) {
+			return false, 0, err
+		}
+		var tat int64
+		if err == nil {
+			tat, _ = strconv.ParseInt(string(raw), 10, 64)
+		}
+		now := time.Now().UnixNano()
+		next, ok, retry := gcra(tat, now, r)
+		if !ok {
+			return false, retry, nil
+		}
+		ttl := time.Duration(next-now) + time.Second
+		_, err = l.b.CompareAndSet(ctx, key, strconv.AppendInt(nil, next, 10), ver, ttl)
+		if err == nil {
+			return true, 0, nil
+		}
+		if !errors.Is(err, backend.ErrConflict) {
+			return false, 0, err
+		}
+	}
+	return false, r.Window / time.Duration(r.Limit), nil // heavy contention: refuse, retry soon
+}
+
+// bucketKey names the bucket a frame of c is counted in.
+func (c *Conn) bucketKey(rule string) string {
+	switch c.s.opts.RateLimit.By {
+	case PerUser:
+		return "u:" + c.userID + ":" + rule
+	case PerIP:
+		return "ip:" + hostOf(c.remoteAddr) + ":" + rule
+	}
+	return "c:" + c.id + ":" + rule
+}
+
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// allow checks one frame against the rule named (e.g. "rpc:add") or the
+// default. It reports whether the frame may pass; when it may not, it has
+// already answered ERROR, and the caller answers the RPC if it is one.
+func (c *Conn) allow(kind, name string, correlationID uint32) (bool, time.Duration) {
+	rl := &c.s.opts.RateLimit
+	if rl.Disabled {
+		return true, 0
+	}
+	rule, bucket := rl.Default, "*"
+	switch kind {
+	case "rpc":
+		if r, ok := rl.RPC[name]; ok {
+			rule, bucket = r, "rpc:"+name
+		}
+	case "event":
+		if r, ok := rl.Events[name]; ok {
+			rule, bucket = r, "evt:"+name
+		}
+	}
+	ok, retry, err := rl.Limiter.Allow(c.ctx, c.bucketKey(bucket), rule)
+	if err != nil { // the limiter's store is down: fail open, but say so
+		c.s.backendError("ratelimit", err)
+		return true, 0
+	}
+	if ok {
+		c.refusedInARow = 0
+		return true, 0
+	}
+	c.s.stats.RateLimited.Add(1)
+	c.s.obs.FrameRefused("rate-limited")
+	ms := int64(math.Ceil(float64(retry) / float64(time.Millisecond)))
+	c.sendErrorBody(correlationID, "Rate limit exceeded", "rate-limited", ms)
+	if c.refusedInARow++; c.refusedInARow >= rl.CloseAfter {
+		c.setCloseReason("abuse")
+		c.closeNow(ClosePolicyViolation, "rate limit exceeded")
+	}
+	return false, retry
+}
