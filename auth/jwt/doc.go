@@ -26,7 +26,7 @@
 // client sends its auth.token option as the query parameter "token"
 // (…/__ds?token=…), which is why "query:token" is looked up first by default:
 //
-//	const ds = new DatasoleClient({ url: location.origin, auth: { token } });
+//	const ds = new Datasole.DatasoleClient({ url: location.origin, auth: { token } });
 //
 // Query strings may end up in proxy access logs, so issue short-lived tokens
 // (minutes) for the upgrade. Native clients may send "Authorization: Bearer …"
