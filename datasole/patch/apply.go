@@ -41,6 +41,9 @@ func Apply(base, patches json.RawMessage) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: %w", ErrRejected, err)
 	}
 	if len(ops) == 0 {
+		if len(bytes.TrimSpace(base)) > 0 && !json.Valid(base) {
+			return nil, fmt.Errorf("%w: base is not valid JSON", ErrRejected)
+		}
 		return base, nil
 	}
 	doc, err := decodeBase(base, ops[0])

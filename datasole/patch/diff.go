@@ -27,6 +27,9 @@ const rootReplaceOverhead = len(`[{"op":"replace","path":"","value":}]`)
 // __proto__, constructor or prototype at any depth; it never emits a path
 // with such a segment.
 func Diff(old, new json.RawMessage) (json.RawMessage, error) {
+	if bytes.Equal(old, new) && len(bytes.TrimSpace(new)) > 0 && !mayHoldForbidden(new) && json.Valid(new) {
+		return json.RawMessage("[]"), nil // setting the same value again is common
+	}
 	newTree, err := decodeOrNull(new)
 	if err != nil {
 		return nil, fmt.Errorf("new value: %w", err)
@@ -48,10 +51,6 @@ func Diff(old, new json.RawMessage) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("patch: diff: %w", err)
 	}
-	var buf bytes.Buffer
-	if err := encodeOps(&buf, ops); err != nil {
-		return nil, err
-	}
 	// A member of old named like a prototype property would surface in a remove
 	// path, which the stock client refuses: send the whole value instead.
 	for _, op := range ops {
@@ -59,16 +58,30 @@ func Diff(old, new json.RawMessage) (json.RawMessage, error) {
 			return rootReplace(newTree)
 		}
 	}
-	if len(ops) > 1 {
-		var whole bytes.Buffer
-		if err := encode(&whole, newTree); err != nil {
-			return nil, fmt.Errorf("patch: encoding new value: %w", err)
-		}
-		if whole.Len()+rootReplaceOverhead < buf.Len() {
-			return wrapRootReplace(whole.Bytes()), nil
-		}
+	c := compactor{ops: ops, new: newTree}
+	if err := c.encodeOps(); err != nil {
+		return nil, err
 	}
-	return buf.Bytes(), nil
+	pieces, _, err := c.best("", 0, len(ops))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, c.buf.Len()+2)
+	out = append(out, '[')
+	for i, p := range pieces {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, p...)
+	}
+	return append(out, ']'), nil
+}
+
+// mayHoldForbidden reports whether raw could contain a forbidden member name,
+// spelled out or hidden behind \u escapes.
+func mayHoldForbidden(raw []byte) bool {
+	return bytes.Contains(raw, []byte(`\u`)) || bytes.Contains(raw, []byte("__proto__")) ||
+		bytes.Contains(raw, []byte("constructor")) || bytes.Contains(raw, []byte("prototype"))
 }
 
 // decodeOrNull decodes raw, reading an empty input as null.
@@ -106,39 +119,6 @@ func wrapRootReplace(value []byte) json.RawMessage {
 	out = append(out, `[{"op":"replace","path":"","value":`...)
 	out = append(out, value...)
 	return append(out, "}]"...)
-}
-
-// encodeOps writes ops as a compact JSON array. jsondiff's own marshalling
-// escapes HTML and validates every operation twice; this is the hot path.
-func encodeOps(buf *bytes.Buffer, ops jsondiff.Patch) error {
-	buf.WriteByte('[')
-	for i, op := range ops {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.WriteString(`{"op":"`)
-		buf.WriteString(op.Type)
-		buf.WriteByte('"')
-		if op.Type == jsondiff.OperationMove || op.Type == jsondiff.OperationCopy {
-			buf.WriteString(`,"from":`)
-			if err := encode(buf, op.From); err != nil {
-				return fmt.Errorf("patch: encoding patch: %w", err)
-			}
-		}
-		buf.WriteString(`,"path":`)
-		if err := encode(buf, op.Path); err != nil {
-			return fmt.Errorf("patch: encoding patch: %w", err)
-		}
-		if op.Type != jsondiff.OperationRemove && op.Type != jsondiff.OperationMove && op.Type != jsondiff.OperationCopy {
-			buf.WriteString(`,"value":`)
-			if err := encode(buf, op.Value); err != nil {
-				return fmt.Errorf("patch: encoding patch: %w", err)
-			}
-		}
-		buf.WriteByte('}')
-	}
-	buf.WriteByte(']')
-	return nil
 }
 
 // hasForbiddenSegment applies the stock client's screen: the raw pointer split

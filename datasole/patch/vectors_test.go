@@ -10,7 +10,7 @@ import (
 )
 
 // loadCases reads a golden vector file copied from the protocol specification.
-func loadCases[T any](t *testing.T, name string) []T {
+func loadCases[T any](t testing.TB, name string) []T {
 	t.Helper()
 	raw, err := os.ReadFile("testdata/" + name)
 	if err != nil {
