@@ -1,0 +1,171 @@
+package datasole_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/datasole/datasole-go/datasole"
+	"github.com/gorilla/websocket"
+)
+
+// receivers opens n bare WebSocket connections that count the messages they
+// read, and waits until the server has attached them all.
+func receivers(b *testing.B, ds *datasole.Server, url string, n int) (*atomic.Int64, func()) {
+	var got atomic.Int64
+	var conns []*websocket.Conn
+	var wg sync.WaitGroup
+	for range n {
+		ws, _, err := websocket.DefaultDialer.Dial("ws"+url[4:]+"/__ds", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, ws)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, _, err := ws.ReadMessage(); err != nil {
+					return
+				}
+				got.Add(1)
+			}
+		}()
+	}
+	for ds.ConnectionCount() < n {
+		time.Sleep(time.Millisecond)
+	}
+	return &got, func() {
+		for _, ws := range conns {
+			ws.Close()
+		}
+		wg.Wait()
+	}
+}
+
+func benchServer(b *testing.B) (*datasole.Server, *httptest.Server) {
+	ds := datasole.New(quietOptions(datasole.Options{HeartbeatInterval: -1, RateLimit: datasole.RateLimit{Disabled: true}}))
+	hs := httptest.NewServer(ds.Handler())
+	b.Cleanup(func() { ds.Close(context.Background()); hs.Close() })
+	return ds, hs
+}
+
+// BenchmarkBroadcast1000 pushes one event to 1,000 local connections per
+// op and waits until every connection has read it.
+func BenchmarkBroadcast1000(b *testing.B) {
+	for _, size := range []int{64, 2048} {
+		b.Run(fmt.Sprintf("payload=%dB", size), func(b *testing.B) {
+			ds, hs := benchServer(b)
+			const n = 1000
+			got, stop := receivers(b, ds, hs.URL, n)
+			defer stop()
+			data := make([]byte, size)
+			for i := range data {
+				data[i] = 'a' + byte(i%26)
+			}
+			payload := string(data)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				ds.Broadcast("tick", payload)
+				for got.Load() < int64(i+1-256)*n { // keep at most 256 in flight
+					time.Sleep(10 * time.Microsecond)
+				}
+			}
+			for got.Load() < int64(b.N)*n {
+				time.Sleep(50 * time.Microsecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)*n/time.Since(start).Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkSetStateFanout sets a ~1 KB document once per millisecond and
+// fans the patch out to 1,000 subscribers; it reports patches delivered per
+// second and the p99 latency from SetState to a subscriber reading it.
+func BenchmarkSetStateFanout(b *testing.B) {
+	ds, hs := benchServer(b)
+	const n = 1000
+	doc := map[string]any{"title": "dashboard", "series": make([]int, 100), "labels": make([]string, 20)}
+	for i := range 20 {
+		doc["labels"].([]string)[i] = fmt.Sprintf("label-%02d-with-a-longer-caption", i)
+	}
+	ctx := context.Background()
+	ds.SetState(ctx, "doc", doc)
+	raw, _ := json.Marshal(doc)
+	b.Logf("document: %d bytes", len(raw))
+
+	var mu sync.Mutex
+	sent := map[int]time.Time{}
+	var lat []time.Duration
+	var got atomic.Int64
+	var conns []*websocket.Conn
+	var wg sync.WaitGroup
+	for range n {
+		ws, _, err := websocket.DefaultDialer.Dial("ws"+hs.URL[4:]+"/__ds", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, ws)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, _, err := ws.ReadMessage(); err != nil {
+					return
+				}
+				now := time.Now()
+				v := int(got.Add(1))
+				if v%97 == 0 { // sample latencies
+					mu.Lock()
+					if t0, ok := sent[v/n]; ok {
+						lat = append(lat, now.Sub(t0))
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	defer func() {
+		for _, ws := range conns {
+			ws.Close()
+		}
+		wg.Wait()
+	}()
+	for ds.ConnectionCount() < n {
+		time.Sleep(time.Millisecond)
+	}
+	got.Store(0) // drop the snapshots
+	b.ResetTimer()
+	start := time.Now()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < b.N; i++ {
+		<-tick.C
+		doc["series"].([]int)[i%100] = i + 1 // always a change
+		mu.Lock()
+		sent[i] = time.Now()
+		mu.Unlock()
+		ds.SetState(ctx, "doc", doc)
+	}
+	for got.Load() < int64(b.N)*n {
+		time.Sleep(100 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)*n/elapsed.Seconds(), "patches/s")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) > 0 {
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}
