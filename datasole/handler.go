@@ -285,7 +285,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.obs.UpgradeRejected("handshake")
 		return
 	}
-	s.ServeConn(ws, a)
+	// Serve from a fresh goroutine and let this one return: the HTTP
+	// server then frees its per-connection buffers and this deep stack, which
+	// an idle WebSocket would otherwise hold for its whole life.
+	go s.ServeConn(ws, a)
 }
 
 // ServeConn runs an upgraded connection admitted by Admit until it ends. It
