@@ -298,12 +298,12 @@ func (s *Server) ServeConn(ws WebSocket, a *Admission) {
 		ws.Close()
 		return
 	}
-	defer s.release(a)
 	c := s.newConn(ws, a)
 	s.closeMu.Lock()
 	if s.closing.Load() {
 		s.closeMu.Unlock()
 		c.closeNow(CloseGoingAway, "Server shutting down")
+		s.release(a)
 		return
 	}
 	s.wg.Add(1)
@@ -316,6 +316,7 @@ func (s *Server) ServeConn(ws WebSocket, a *Admission) {
 	c.readLoop()
 	c.closeNow(CloseGoingAway, "")
 	s.hub.remove(c)
+	s.release(a) // before the counters move, so a caller seeing them sees the slot free
 	s.hooks.disconnected(c)
 	s.stats.ConnectionsClosed.Add(1)
 	c.setCloseReason("closed")

@@ -254,6 +254,10 @@ func TestUpgradeRefusals(t *testing.T) {
 		})
 	}
 	t.Run("over the connection limit is refused with 503 before upgrading", func(t *testing.T) {
+		eventually(t, "earlier connections to end", func() bool {
+			s := ts.ds.Snapshot()
+			return s.ConnectionsClosed == s.ConnectionsOpened
+		})
 		a := dial(t, ts.url, client.Options{Token: "good"})
 		b := dial(t, ts.url, client.Options{Token: "good"})
 		if got := status("?token=good", nil); got != 503 {

@@ -5,6 +5,7 @@ import "encoding/json"
 // RPC error codes of protocol v1, plus the codes this implementation adds.
 const (
 	CodeParseError     = -32700 // the RPC_REQ body is not a JSON object with a method
+	CodeInvalidParams  = -32602 // the params do not fit the method
 	CodeMethodNotFound = -32601 // no handler for the method
 	CodeInternal       = -32000 // the handler failed
 	CodeTimeout        = -32001 // the handler ran past its deadline
