@@ -74,12 +74,14 @@ func TestMemoryLimiterForgetsFullBuckets(t *testing.T) {
 
 func TestRateLimitedFrames(t *testing.T) {
 	var handled atomic.Int64
+	var conns sync.Map // remote address -> *datasole.Conn
 	ts := startServer(t, datasole.Options{RateLimit: datasole.RateLimit{
 		Default:    datasole.Rule{Limit: 1000, Window: time.Hour},
 		RPC:        map[string]datasole.Rule{"costly": {Limit: 10, Window: time.Hour, Cost: 5}},
 		Events:     map[string]datasole.Rule{"spam": {Limit: 100, Window: time.Hour}},
 		CloseAfter: 950,
 	}}, func(ds *datasole.Server) {
+		ds.OnConnect(func(c *datasole.Conn) { conns.Store(c.RemoteAddr(), c) })
 		ds.HandleRPC("costly", func(*datasole.Context, json.RawMessage) (any, error) { return "ok", nil })
 		ds.On("spam", func(*datasole.Context, json.RawMessage) { handled.Add(1) })
 	})
@@ -125,9 +127,15 @@ func TestRateLimitedFrames(t *testing.T) {
 		}
 	})
 	t.Run("sustained abuse closes the connection with 1008", func(t *testing.T) {
-		before := ts.ds.ConnectionCount()
 		r := dialRaw(t, ts.url, nil)
-		eventually(t, "the connection to attach", func() bool { return ts.ds.ConnectionCount() == before+1 })
+		var server *datasole.Conn
+		eventually(t, "the connection to attach", func() bool {
+			v, ok := conns.Load(r.ws.LocalAddr().String())
+			if ok {
+				server = v.(*datasole.Conn)
+			}
+			return ok
+		})
 		ping, _ := protocol.Encode(protocol.Ping, 1, nil)
 		go func() { // 1,000 pass, then 950 refusals in a row
 			for range 2000 {
@@ -150,7 +158,7 @@ func TestRateLimitedFrames(t *testing.T) {
 			}
 			break
 		}
-		eventually(t, "the server to drop the abuser", func() bool { return ts.ds.ConnectionCount() == before })
+		eventually(t, "the server to drop the abuser", func() bool { return server.Context().Err() != nil })
 	})
 	if ts.ds.Snapshot().RateLimited < 900 {
 		t.Fatalf("rate-limited frames not counted: %d", ts.ds.Snapshot().RateLimited)
