@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"sort"
 	"sync"
@@ -50,18 +51,50 @@ func receivers(b *testing.B, ds *datasole.Server, url string, n int) (*atomic.In
 }
 
 func benchServer(b *testing.B) (*datasole.Server, *httptest.Server) {
+	return benchServerWith(b, func(ds *datasole.Server) http.Handler { return ds.Handler() })
+}
+
+func benchServerWith(b *testing.B, handler func(*datasole.Server) http.Handler) (*datasole.Server, *httptest.Server) {
 	ds := datasole.New(quietOptions(datasole.Options{HeartbeatInterval: -1, RateLimit: datasole.RateLimit{Disabled: true}}))
-	hs := httptest.NewServer(ds.Handler())
+	hs := httptest.NewServer(handler(ds))
 	b.Cleanup(func() { ds.Close(context.Background()); hs.Close() })
 	return ds, hs
+}
+
+// plainUpgrade serves connections the way an adapter that upgrades by itself
+// does (Admit, upgrade, ServeConn): one write per frame, no coalescing.
+func plainUpgrade(ds *datasole.Server) http.Handler {
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, err := ds.Admit(r)
+		if err != nil {
+			http.Error(w, "refused", http.StatusForbidden)
+			return
+		}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			a.Release()
+			return
+		}
+		ds.ServeConn(ws, a)
+	})
 }
 
 // BenchmarkBroadcast1000 pushes one event to 1,000 local connections per
 // op and waits until every connection has read it.
 func BenchmarkBroadcast1000(b *testing.B) {
-	for _, size := range []int{64, 2048} {
-		b.Run(fmt.Sprintf("payload=%dB", size), func(b *testing.B) {
-			ds, hs := benchServer(b)
+	for _, tc := range []struct {
+		name    string
+		size    int
+		handler func(*datasole.Server) http.Handler
+	}{
+		{"payload=64B", 64, func(ds *datasole.Server) http.Handler { return ds.Handler() }},
+		{"payload=2048B", 2048, func(ds *datasole.Server) http.Handler { return ds.Handler() }},
+		{"payload=64B/one-write-per-frame", 64, plainUpgrade},
+	} {
+		size := tc.size
+		b.Run(tc.name, func(b *testing.B) {
+			ds, hs := benchServerWith(b, tc.handler)
 			const n = 1000
 			got, stop := receivers(b, ds, hs.URL, n)
 			defer stop()

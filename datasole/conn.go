@@ -15,6 +15,7 @@ import (
 type Conn struct {
 	s           *Server
 	ws          WebSocket
+	batch       *batchConn // coalesces a drain's writes; nil for adapters' own sockets
 	id          string
 	userID      string
 	principal   *Principal
@@ -175,6 +176,10 @@ func (c *Conn) writeLoop() {
 
 		deadline := time.Now().Add(c.s.opts.WriteTimeout)
 		c.ws.SetWriteDeadline(deadline)
+		coalesce := c.batch != nil && len(batch) > 1 // one frame needs no copy
+		if coalesce {
+			c.batch.begin()
+		}
 		for i, m := range batch {
 			var err error
 			switch m.kind {
@@ -189,6 +194,7 @@ func (c *Conn) writeLoop() {
 				err = c.ws.WriteControl(pingMessage, nil, deadline)
 			case outClose:
 				c.ws.WriteControl(closeMessage, formatClose(m.code, "Server shutting down"), deadline)
+				c.flushBatch()
 				c.ws.Close()
 				c.cancel()
 				return
@@ -199,6 +205,13 @@ func (c *Conn) writeLoop() {
 				return
 			}
 			batch[i] = outMsg{}
+		}
+		if coalesce {
+			if err := c.batch.flush(); err != nil {
+				c.setCloseReason("write-error")
+				c.closeNow(CloseGoingAway, "")
+				return
+			}
 		}
 		if cap(batch) <= 64 {
 			spare = batch[:0]
@@ -214,6 +227,12 @@ func (c *Conn) setCloseReason(r string) {
 		c.closeReason = r
 	}
 	c.mu.Unlock()
+}
+
+func (c *Conn) flushBatch() {
+	if c.batch != nil {
+		c.batch.flush()
+	}
 }
 
 // closeNow stops taking frames, sends a close frame and closes the socket.
@@ -233,6 +252,7 @@ func (c *Conn) closeNow(code int, reason string) {
 
 func (c *Conn) closeWS(code int, reason string) {
 	c.ws.WriteControl(closeMessage, formatClose(code, reason), time.Now().Add(time.Second))
+	c.flushBatch() // the close frame may sit in a batch the writer has open
 	c.ws.Close()
 	c.cancel()
 }

@@ -32,6 +32,7 @@ type Admission struct {
 	r         *http.Request
 	principal *Principal
 	ip        string
+	batch     *batchConn // the upgraded connection, when Handler upgraded it
 	used      atomic.Bool
 }
 
@@ -278,7 +279,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(status), status)
 		return
 	}
-	ws, err := upgrader.Upgrade(w, r, nil)
+	hj := &hijacker{ResponseWriter: w}
+	ws, err := upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		a.Release()
 		s.stats.countRejection("handshake")
@@ -288,6 +290,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// Serve from a fresh goroutine and let this one return: the HTTP
 	// server then frees its per-connection buffers and this deep stack, which
 	// an idle WebSocket would otherwise hold for its whole life.
+	a.batch = hj.conn
 	go s.ServeConn(ws, a)
 }
 
@@ -338,6 +341,7 @@ func (s *Server) newConn(ws WebSocket, a *Admission) *Conn {
 	return &Conn{
 		s:           s,
 		ws:          ws,
+		batch:       a.batch,
 		id:          id,
 		userID:      user,
 		principal:   a.principal,
