@@ -154,7 +154,7 @@ func (s *Session) change(key string, val json.RawMessage) error {
 	if kick {
 		st.schedule(s)
 	}
-	st.notify(Change{UserID: s.userID, Key: key, Value: bytes.Clone(val), Version: version})
+	st.notify(s.userID, key, val, version)
 	return nil
 }
 

@@ -16,6 +16,7 @@
 package session
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"encoding/json"
@@ -332,7 +333,9 @@ func (st *Store) OnChange(fn func(Change)) (off func()) {
 	}
 }
 
-func (st *Store) notify(c Change) {
+// notify calls the listeners; val is copied for them, since the session
+// keeps the original.
+func (st *Store) notify(userID, key string, val json.RawMessage, version uint64) {
 	st.listenersMu.RLock()
 	fns := make([]func(Change), 0, len(st.listeners))
 	for _, fn := range st.listeners {
@@ -340,7 +343,7 @@ func (st *Store) notify(c Change) {
 	}
 	st.listenersMu.RUnlock()
 	for _, fn := range fns {
-		fn(c)
+		fn(Change{UserID: userID, Key: key, Value: bytes.Clone(val), Version: version})
 	}
 }
 
