@@ -88,6 +88,9 @@ type Options struct {
 	MaxConnectionsPerUser int
 	MaxConnectionsPerIP   int
 
+	// Session configures per-user sessions. Default: on.
+	Session SessionOptions
+
 	// Observer receives measurements for metrics and tracing. Default: none
 	// (the counters of Snapshot are always kept).
 	Observer Observer

@@ -1,6 +1,9 @@
 package datasole
 
 import (
+	"github.com/datasole/datasole-go/datasole/backend"
+	"github.com/datasole/datasole-go/datasole/session"
+
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -37,8 +40,10 @@ type Server struct {
 	reserve atomic.Int64 // admitted connections (reserved before upgrade)
 	perPeer peerCounts
 
-	busCancel   func()       // ends the cluster bus subscription
-	lastSampled atomic.Int64 // unix nanos of the last sampled log line
+	busCancel   func() // ends the cluster bus subscription
+	sessions    *session.Store
+	ownBackend  *backend.Memory // for sessions when Options.Backend is nil
+	lastSampled atomic.Int64    // unix nanos of the last sampled log line
 
 	closing   atomic.Bool
 	done      chan struct{} // closed when Close starts
@@ -70,6 +75,9 @@ func New(opts Options) *Server {
 		if err := s.startCluster(); err != nil {
 			s.log.Error("datasole: joining the cluster bus", "err", err)
 		}
+	}
+	if err := s.startSessions(); err != nil {
+		s.log.Error("datasole: starting sessions", "err", err)
 	}
 	if opts.HeartbeatInterval > 0 {
 		s.heartbeat.Add(1)
@@ -118,15 +126,32 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	finished := make(chan struct{})
 	go func() { wg.Wait(); s.wg.Wait(); close(finished) }()
+	var err error
 	select {
 	case <-finished:
-		return nil
 	case <-ctx.Done():
 		for _, c := range s.hub.all() {
 			c.closeNow(CloseGoingAway, "Server shutting down")
 		}
 		<-finished
-		return ctx.Err()
+		err = ctx.Err()
+	}
+	s.closeSessions()
+	return err
+}
+
+// closeSessions writes every session back, even when ctx has ended (with a
+// short deadline of its own): losing sessions is worse than a late exit.
+func (s *Server) closeSessions() {
+	if s.sessions != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
+		if err := s.sessions.Close(ctx); err != nil {
+			s.backendError("session-flush", err)
+		}
+		cancel()
+	}
+	if s.ownBackend != nil {
+		s.ownBackend.Close()
 	}
 }
 

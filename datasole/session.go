@@ -1,0 +1,89 @@
+package datasole
+
+import (
+	"context"
+	"time"
+
+	"github.com/datasole/datasole-go/datasole/backend"
+	"github.com/datasole/datasole-go/datasole/session"
+)
+
+// SessionOptions configures per-user sessions. Sessions live in
+// Options.Backend (so they survive restarts and follow users across nodes);
+// without a backend they live in process memory and last as long as it.
+type SessionOptions struct {
+	// Disabled turns sessions off: Context.Session returns nil.
+	Disabled bool
+	// FlushThreshold, FlushInterval, TTL and MaxIdleUsers are those of
+	// session.Options (defaults 10 changes, 5s, 24h, 10,000 idle users).
+	FlushThreshold int
+	FlushInterval  time.Duration
+	TTL            time.Duration
+	MaxIdleUsers   int
+}
+
+func (s *Server) startSessions() error {
+	o := s.opts.Session
+	if o.Disabled {
+		return nil
+	}
+	b := s.opts.Backend
+	if b == nil {
+		s.ownBackend = backend.NewMemory(backend.MemoryOptions{})
+		b = s.ownBackend
+	}
+	st, err := session.NewStore(session.Options{
+		Backend:        b,
+		FlushThreshold: o.FlushThreshold,
+		FlushInterval:  o.FlushInterval,
+		TTL:            o.TTL,
+		MaxIdleUsers:   o.MaxIdleUsers,
+		Logger:         s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.sessions = st
+	return nil
+}
+
+// Sessions returns the server's session store (nil when disabled), for
+// OnChange listeners and direct access by user id.
+func (s *Server) Sessions() *session.Store { return s.sessions }
+
+// Session returns the sender's session: a per-user key/value store restored
+// when the user's first connection opens and written back on changes,
+// periodically, on the user's last disconnect and on shutdown. It is nil when
+// sessions are disabled.
+func (c *Context) Session() *session.Session { return c.conn.Session() }
+
+// Session returns the session of the connection's user.
+func (c *Conn) Session() *session.Session {
+	if c.s.sessions == nil {
+		return nil
+	}
+	return c.s.sessions.Session(c.userID)
+}
+
+// acquireSession loads the user's session before the connection is attached.
+func (s *Server) acquireSession(c *Conn) {
+	if s.sessions == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
+	defer cancel()
+	if _, err := s.sessions.Acquire(ctx, c.userID); err != nil {
+		s.backendError("session-load", err)
+	}
+}
+
+func (s *Server) releaseSession(c *Conn) {
+	if s.sessions == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
+	defer cancel()
+	if err := s.sessions.Release(ctx, c.userID); err != nil {
+		s.backendError("session-flush", err)
+	}
+}
