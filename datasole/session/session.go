@@ -20,6 +20,10 @@ const maxWriteAttempts = 5
 // Session is one user's key/value map. Values are JSON; Get and Set work on
 // memory only and are safe for concurrent use. Obtain it from
 // Store.Acquire or Store.Session.
+//
+// A nil *Session is usable, so that handlers need no check when sessions
+// are off or failed to load: it has no keys, and Set and Delete return
+// ErrNoSession.
 type Session struct {
 	store  *Store
 	userID string
@@ -44,10 +48,18 @@ type Session struct {
 }
 
 // UserID returns the id of the user the session belongs to.
-func (s *Session) UserID() string { return s.userID }
+func (s *Session) UserID() string {
+	if s == nil {
+		return ""
+	}
+	return s.userID
+}
 
 // Get returns a copy of the JSON value stored under key.
 func (s *Session) Get(key string) (json.RawMessage, bool) {
+	if s == nil {
+		return nil, false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.data[key]
@@ -69,6 +81,9 @@ func (s *Session) GetInto(key string, v any) (bool, error) {
 
 // Keys returns the session's keys in sorted order.
 func (s *Session) Keys() []string {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	keys := make([]string, 0, len(s.data))
@@ -84,6 +99,9 @@ func (s *Session) Keys() []string {
 // (ErrValueTooLarge), and a new key must fit in Options.MaxKeys
 // (ErrTooManyKeys). OnChange listeners are called before Set returns.
 func (s *Session) Set(key string, v any) error {
+	if s == nil {
+		return ErrNoSession
+	}
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -100,6 +118,9 @@ func (s *Session) Set(key string, v any) error {
 // Delete removes key. Removing a missing key changes nothing and calls no
 // listener; otherwise OnChange listeners are called before Delete returns.
 func (s *Session) Delete(key string) error {
+	if s == nil {
+		return ErrNoSession
+	}
 	if err := checkKey(key); err != nil {
 		return err
 	}

@@ -54,6 +54,9 @@ var (
 	// ErrEvicted is returned when a Session handle is changed after its user
 	// was evicted from memory; Acquire the user again for a fresh handle.
 	ErrEvicted = errors.New("session: session evicted from memory")
+	// ErrNoSession is returned when changing a nil *Session, which is what
+	// callers get when sessions are off or the user's session failed to load.
+	ErrNoSession = errors.New("session: no session")
 	// ErrInvalidKey is returned for an empty key or one longer than MaxKeyLength.
 	ErrInvalidKey = errors.New("session: invalid key")
 	// ErrTooManyKeys is returned by Set for a new key when the session already

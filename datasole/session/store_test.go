@@ -468,6 +468,26 @@ func TestAnUnreadableStoredSessionStartsEmptyAndIsReplaced(t *testing.T) {
 	}
 }
 
+func TestANilSessionReadsEmptyAndRefusesChanges(t *testing.T) {
+	var s *session.Session
+	if v, ok := s.Get("a"); ok || v != nil {
+		t.Errorf("Get = %s, %v", v, ok)
+	}
+	var x int
+	if ok, err := s.GetInto("a", &x); ok || err != nil {
+		t.Errorf("GetInto = %v, %v", ok, err)
+	}
+	if keys := s.Keys(); len(keys) != 0 || s.UserID() != "" {
+		t.Errorf("Keys = %v, UserID = %q", keys, s.UserID())
+	}
+	if err := s.Set("a", 1); !errors.Is(err, session.ErrNoSession) {
+		t.Errorf("Set = %v, want ErrNoSession", err)
+	}
+	if err := s.Delete("a"); !errors.Is(err, session.ErrNoSession) {
+		t.Errorf("Delete = %v, want ErrNoSession", err)
+	}
+}
+
 func TestAcquireFailsWhenTheBackendCannotBeRead(t *testing.T) {
 	f := &flaky{Backend: newBackend(t)}
 	st := newStore(t, f, session.Options{})
