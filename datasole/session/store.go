@@ -307,7 +307,8 @@ func (st *Store) Flush(ctx context.Context) error {
 
 // Close stops the background writer and writes every session with unflushed
 // changes. Afterwards Acquire, Set and Delete return ErrClosed. When some
-// writes fail, Close returns them and may be called again to retry.
+// writes fail, Close returns them and may be called again to retry. The
+// backend stays open; it belongs to the caller.
 func (st *Store) Close(ctx context.Context) error {
 	st.shut.Store(true)
 	st.stop.Do(func() {
