@@ -311,6 +311,7 @@ func (s *Server) ServeConn(ws WebSocket, a *Admission) {
 	}
 	s.wg.Add(1)
 	s.closeMu.Unlock()
+	s.acquireSession(c)
 	s.attach(c)
 	defer s.wg.Done()
 	s.stats.ConnectionsOpened.Add(1)
@@ -321,6 +322,7 @@ func (s *Server) ServeConn(ws WebSocket, a *Admission) {
 	s.hub.remove(c)
 	s.release(a) // before the counters move, so a caller seeing them sees the slot free
 	s.hooks.disconnected(c)
+	s.releaseSession(c)
 	s.stats.ConnectionsClosed.Add(1)
 	c.setCloseReason("closed")
 	s.obs.ConnClosed(c.closeReason)

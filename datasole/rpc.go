@@ -179,6 +179,9 @@ func marshalResult(v any) (json.RawMessage, error) {
 	case nil:
 		return nil, nil
 	case json.RawMessage:
+		if r == nil {
+			return nil, nil
+		}
 		if !json.Valid(r) {
 			return nil, fmt.Errorf("datasole: result is not valid JSON")
 		}

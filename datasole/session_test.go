@@ -22,7 +22,14 @@ func sessionServer(t *testing.T, b backend.Backend) (*datasole.Server, *httptest
 		},
 	}))
 	ds.HandleRPC("put", func(c *datasole.Context, p json.RawMessage) (any, error) {
-		return nil, c.Session().Set("cart", p)
+		s := c.Session()
+		if s == nil {
+			return nil, datasole.Errorf("no session")
+		}
+		if err := s.Set("cart", p); err != nil {
+			return nil, datasole.Errorf("%v", err)
+		}
+		return nil, nil
 	})
 	ds.HandleRPC("get", func(c *datasole.Context, _ json.RawMessage) (any, error) {
 		v, _ := c.Session().Get("cart")
