@@ -1,0 +1,246 @@
+// Package tsgen turns a Go contract package — package-level variables
+// initialised with datasole.NewRPC, NewEvent and NewState — into a
+// TypeScript module with the matching AppContract interface, the key enums
+// and an interface for every Go type the contract reaches.
+package tsgen
+
+import (
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/constant"
+	"go/token"
+	"go/types"
+	"sort"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/tools/go/packages"
+)
+
+// CorePath is the import path of the package that declares the contract
+// constructors.
+const CorePath = "github.com/datasole/datasole-go/datasole"
+
+// ErrNoContract is returned when a package declares no contract variables.
+var ErrNoContract = errors.New("tsgen: no datasole.NewRPC, NewEvent or NewState declarations")
+
+// Kind says which part of a contract a declaration belongs to.
+type Kind int
+
+// The three kinds of contract declarations.
+const (
+	KindRPC   Kind = iota // datasole.NewRPC[P, R](name)
+	KindEvent             // datasole.NewEvent[T](name)
+	KindState             // datasole.NewState[T](key)
+)
+
+// Decl is one contract declaration found in a package.
+type Decl struct {
+	Kind   Kind
+	GoName string       // the variable's name
+	Name   string       // the method, event or key on the wire
+	Types  []types.Type // [P, R] for an RPC, [T] otherwise
+	Doc    string
+}
+
+// Contract is what a package declares.
+type Contract struct {
+	PkgPath string
+	Decls   []Decl
+	// docs maps the position of a type or field name in the package's
+	// source to its doc comment.
+	docs map[token.Pos]string
+}
+
+// Load type-checks the package in dir and collects its contract
+// declarations.
+func Load(dir string) (*Contract, error) {
+	cfg := &packages.Config{
+		Mode: packages.NeedName | packages.NeedTypes | packages.NeedTypesInfo |
+			packages.NeedSyntax | packages.NeedImports | packages.NeedDeps | packages.NeedModule,
+		Dir: dir,
+	}
+	pkgs, err := packages.Load(cfg, ".")
+	if err != nil {
+		return nil, fmt.Errorf("tsgen: loading %s: %w", dir, err)
+	}
+	if len(pkgs) != 1 {
+		return nil, fmt.Errorf("tsgen: %s holds %d packages, want 1", dir, len(pkgs))
+	}
+	pkg := pkgs[0]
+	var msgs []string
+	packages.Visit(pkgs, nil, func(p *packages.Package) {
+		for _, e := range p.Errors {
+			msgs = append(msgs, e.Error())
+		}
+	})
+	if len(msgs) > 0 {
+		return nil, fmt.Errorf("tsgen: loading %s: %s", dir, strings.Join(msgs, "; "))
+	}
+	return collect(pkg)
+}
+
+func collect(pkg *packages.Package) (*Contract, error) {
+	var files []*ast.File
+	packages.Visit([]*packages.Package{pkg}, nil, func(p *packages.Package) {
+		if p.Module != nil { // the standard library's docs are not wanted
+			files = append(files, p.Syntax...)
+		}
+	})
+	c := &Contract{PkgPath: pkg.PkgPath, docs: docComments(files)}
+	seen := map[[2]string]string{}
+	for _, init := range pkg.TypesInfo.InitOrder {
+		for _, v := range init.Lhs {
+			kind, args, ok := contractType(v.Type())
+			if !ok || v.Parent() != pkg.Types.Scope() {
+				continue
+			}
+			name, err := wireName(pkg.TypesInfo, init.Rhs)
+			if err != nil {
+				return nil, fmt.Errorf("tsgen: %s: %s: %w", pkg.Fset.Position(v.Pos()), v.Name(), err)
+			}
+			k := [2]string{kind.String(), name}
+			if other, dup := seen[k]; dup {
+				return nil, fmt.Errorf("tsgen: %s: %s declares %s %q again (first in %s)",
+					pkg.Fset.Position(v.Pos()), v.Name(), kind, name, other)
+			}
+			seen[k] = v.Name()
+			c.Decls = append(c.Decls, Decl{Kind: kind, GoName: v.Name(), Name: name, Types: args, Doc: c.docs[v.Pos()]})
+		}
+	}
+	if len(c.Decls) == 0 {
+		return nil, fmt.Errorf("%w in %s", ErrNoContract, pkg.PkgPath)
+	}
+	sort.Slice(c.Decls, func(i, j int) bool {
+		a, b := c.Decls[i], c.Decls[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return a.Name < b.Name
+	})
+	return c, nil
+}
+
+func (k Kind) String() string {
+	switch k {
+	case KindRPC:
+		return "rpc"
+	case KindEvent:
+		return "event"
+	}
+	return "state"
+}
+
+// contractType reports whether t is datasole.RPC, Event or State and
+// returns its type arguments.
+func contractType(t types.Type) (Kind, []types.Type, bool) {
+	named, ok := t.(*types.Named)
+	if !ok || named.Obj().Pkg() == nil || named.Obj().Pkg().Path() != CorePath {
+		return 0, nil, false
+	}
+	var kind Kind
+	switch named.Obj().Name() {
+	case "RPC":
+		kind = KindRPC
+	case "Event":
+		kind = KindEvent
+	case "State":
+		kind = KindState
+	default:
+		return 0, nil, false
+	}
+	var args []types.Type
+	for i := range named.TypeArgs().Len() {
+		args = append(args, named.TypeArgs().At(i))
+	}
+	return kind, args, true
+}
+
+// wireName returns the constant string passed to the constructor call.
+func wireName(info *types.Info, rhs ast.Expr) (string, error) {
+	call, ok := ast.Unparen(rhs).(*ast.CallExpr)
+	if !ok || len(call.Args) != 1 {
+		return "", errors.New("not initialised by a constructor call with one argument")
+	}
+	tv, ok := info.Types[call.Args[0]]
+	if !ok || tv.Value == nil || tv.Value.Kind() != constant.String {
+		return "", errors.New("the name is not a constant string")
+	}
+	name := constant.StringVal(tv.Value)
+	if name == "" {
+		return "", errors.New("the name is empty")
+	}
+	return name, nil
+}
+
+// docComments maps the positions of declared names (types, fields,
+// variables) to their doc comments, or their line comments when they have
+// no doc.
+func docComments(files []*ast.File) map[token.Pos]string {
+	docs := map[token.Pos]string{}
+	pick := func(groups ...*ast.CommentGroup) string {
+		for _, g := range groups {
+			if s := strings.TrimSpace(g.Text()); s != "" {
+				return s
+			}
+		}
+		return ""
+	}
+	for _, f := range files {
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.GenDecl:
+				for _, spec := range n.Specs {
+					switch s := spec.(type) {
+					case *ast.TypeSpec:
+						groups := []*ast.CommentGroup{s.Doc, s.Comment}
+						if len(n.Specs) == 1 {
+							groups = append(groups, n.Doc)
+						}
+						docs[s.Name.Pos()] = pick(groups...)
+					case *ast.ValueSpec:
+						groups := []*ast.CommentGroup{s.Doc, s.Comment}
+						if len(n.Specs) == 1 {
+							groups = append(groups, n.Doc)
+						}
+						for _, name := range s.Names {
+							docs[name.Pos()] = pick(groups...)
+						}
+					}
+				}
+			case *ast.Field:
+				for _, name := range n.Names {
+					docs[name.Pos()] = pick(n.Doc, n.Comment)
+				}
+				if len(n.Names) == 0 { // embedded: the type expression carries the position
+					docs[embeddedPos(n.Type)] = pick(n.Doc, n.Comment)
+				}
+			}
+			return true
+		})
+	}
+	return docs
+}
+
+func embeddedPos(e ast.Expr) token.Pos {
+	switch e := e.(type) {
+	case *ast.StarExpr:
+		return embeddedPos(e.X)
+	case *ast.SelectorExpr:
+		return e.Sel.Pos()
+	case *ast.IndexExpr:
+		return embeddedPos(e.X)
+	case *ast.IndexListExpr:
+		return embeddedPos(e.X)
+	}
+	return e.Pos()
+}
+
+// exportedName upper-cases the first letter of a Go identifier so that it
+// reads as a TypeScript enum member.
+func exportedName(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
+}
