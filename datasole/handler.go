@@ -186,6 +186,7 @@ func (s *Server) Authenticate(r *http.Request) (*Principal, error) {
 func (s *Server) reject(status int, reason string, err error) error {
 	s.stats.countRejection(reason)
 	s.obs.UpgradeRejected(reason)
+	s.logSampled("datasole: upgrade refused", "status", status, "reason", reason)
 	return &RejectError{Status: status, Reason: reason, Err: err}
 }
 
