@@ -9,7 +9,8 @@
 //	offset 9  payload        UTF-8 JSON text
 //
 // and travels as one binary WebSocket message, zlib-compressed when the encoded
-// frame is longer than 256 bytes. See docs/protocol.md for the full specification.
+// frame is longer than 256 bytes. docs/protocol.md summarises the protocol;
+// the normative text is spec/PROTOCOL.md in the repository.
 package protocol
 
 import (
@@ -87,6 +88,7 @@ type DecodeError struct {
 	Err   error // underlying cause, for bad-zlib
 }
 
+// Error returns "datasole protocol: " followed by the class and the cause, if any.
 func (e *DecodeError) Error() string {
 	if e.Err != nil {
 		return "datasole protocol: " + e.Class + ": " + e.Err.Error()
@@ -94,6 +96,7 @@ func (e *DecodeError) Error() string {
 	return "datasole protocol: " + e.Class
 }
 
+// Unwrap returns the underlying cause, or nil.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrShort) and friends match by class.
@@ -128,27 +131,44 @@ func AppendFrame(dst []byte, op Opcode, correlationID uint32, payload []byte) ([
 	return append(dst, payload...), nil
 }
 
-// ParseFrame decodes an uncompressed frame. The payload aliases b. Bytes after
-// the frame are ignored, as the reference does.
-func ParseFrame(b []byte) (Frame, error) {
+// putHeader writes the 9-byte header of a frame into b.
+func putHeader(b []byte, op Opcode, correlationID uint32, payloadLen int) {
+	b[0] = byte(op)
+	binary.BigEndian.PutUint32(b[1:5], correlationID)
+	binary.BigEndian.PutUint32(b[5:9], uint32(payloadLen))
+}
+
+// header checks the fixed part of a frame, in the order of the v1 decoder
+// rules, and returns the declared payload length.
+func header(b []byte) (int, error) {
 	if len(b) < HeaderSize {
-		return Frame{}, ErrShort
+		return 0, ErrShort
 	}
-	op := Opcode(b[0])
-	if !op.Valid() {
-		return Frame{}, ErrUnknownOpcode
+	if !Opcode(b[0]).Valid() {
+		return 0, ErrUnknownOpcode
 	}
 	n := binary.BigEndian.Uint32(b[5:9])
 	if n > MaxPayload {
-		return Frame{}, ErrOversize
+		return 0, ErrOversize
 	}
-	if uint64(len(b)) < HeaderSize+uint64(n) {
+	return int(n), nil
+}
+
+// ParseFrame decodes an uncompressed frame. The payload aliases b. Bytes after
+// the frame are ignored, as the reference does.
+func ParseFrame(b []byte) (Frame, error) {
+	n, err := header(b)
+	if err != nil {
+		return Frame{}, err
+	}
+	end := HeaderSize + n
+	if len(b) < end {
 		return Frame{}, ErrTruncated
 	}
 	return Frame{
-		Opcode:        op,
+		Opcode:        Opcode(b[0]),
 		CorrelationID: binary.BigEndian.Uint32(b[1:5]),
-		Payload:       b[HeaderSize : HeaderSize+int(n) : HeaderSize+int(n)],
+		Payload:       b[HeaderSize:end:end],
 	}, nil
 }
 
@@ -159,14 +179,11 @@ func IsCompressed(msg []byte) bool { return len(msg) >= 2 && msg[0] == ZlibMagic
 // Decode turns one WebSocket message into a frame, inflating it first when it
 // is compressed. Inflation stops as soon as the output exceeds MaxFrame, so a
 // compression bomb never costs more than that much memory. When the message
-// was not compressed, the payload aliases msg.
+// was not compressed, the payload aliases msg; otherwise it is a fresh
+// allocation of exactly the frame's size.
 func Decode(msg []byte) (Frame, error) {
 	if IsCompressed(msg) {
-		raw, err := Inflate(msg, MaxFrame)
-		if err != nil {
-			return Frame{}, err
-		}
-		msg = raw
+		return decodeCompressed(msg)
 	}
 	return ParseFrame(msg)
 }
@@ -175,12 +192,22 @@ func Decode(msg []byte) (Frame, error) {
 // frame itself, or its zlib encoding when the frame is longer than
 // CompressThreshold bytes.
 func Encode(op Opcode, correlationID uint32, payload []byte) ([]byte, error) {
-	frame, err := AppendFrame(make([]byte, 0, HeaderSize+len(payload)), op, correlationID, payload)
-	if err != nil {
-		return nil, err
+	var dst []byte
+	if HeaderSize+len(payload) <= CompressThreshold {
+		dst = make([]byte, 0, HeaderSize+len(payload))
 	}
-	if len(frame) <= CompressThreshold {
-		return frame, nil
+	return AppendEncode(dst, op, correlationID, payload)
+}
+
+// AppendEncode appends to dst the message Encode would return and returns the
+// extended buffer. It allocates only when dst lacks capacity, so a sender that
+// reuses dst encodes without garbage. On error dst is returned unchanged.
+func AppendEncode(dst []byte, op Opcode, correlationID uint32, payload []byte) ([]byte, error) {
+	if len(payload) > MaxPayload {
+		return dst, ErrPayloadTooLarge
 	}
-	return Compress(nil, frame), nil
+	if HeaderSize+len(payload) <= CompressThreshold {
+		return AppendFrame(dst, op, correlationID, payload)
+	}
+	return compressFrame(dst, op, correlationID, payload), nil
 }
