@@ -101,19 +101,20 @@ func (s *subscription) stop() {
 }
 
 // Dispatch queues msg for every subscription of channel and returns without
-// waiting for handlers. It takes ownership of msg: the first subscription
-// gets msg itself and any other one a copy. A subscription whose queue is
-// full loses the message, and a gap is reported.
+// waiting for handlers. It takes ownership of msg: one subscription gets msg
+// itself and every other one a copy. A subscription whose queue is full
+// loses the message, and a gap is reported.
 func (d *Dispatcher) Dispatch(channel string, msg []byte) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	first := true
+	left := len(d.subs[channel])
 	for s := range d.subs[channel] {
+		left--
 		m := msg
-		if !first {
+		if left > 0 {
+			// Copy before msg itself is handed over, last.
 			m = append([]byte(nil), msg...)
 		}
-		first = false
 		select {
 		case s.ch <- m:
 		default:
