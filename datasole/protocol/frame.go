@@ -192,11 +192,13 @@ func Decode(msg []byte) (Frame, error) {
 // frame itself, or its zlib encoding when the frame is longer than
 // CompressThreshold bytes.
 func Encode(op Opcode, correlationID uint32, payload []byte) ([]byte, error) {
-	var dst []byte
-	if HeaderSize+len(payload) <= CompressThreshold {
-		dst = make([]byte, 0, HeaderSize+len(payload))
+	if len(payload) > MaxPayload {
+		return nil, ErrPayloadTooLarge
 	}
-	return AppendEncode(dst, op, correlationID, payload)
+	if HeaderSize+len(payload) <= CompressThreshold {
+		return AppendFrame(make([]byte, 0, HeaderSize+len(payload)), op, correlationID, payload)
+	}
+	return compressFrameCopy(op, correlationID, payload), nil
 }
 
 // AppendEncode appends to dst the message Encode would return and returns the

@@ -16,7 +16,11 @@ type deflater struct {
 	out sliceWriter
 	zw  *zlib.Writer
 	hdr [HeaderSize]byte
+	buf []byte // scratch output of compressFrameCopy
 }
+
+// maxPooledBuf bounds the scratch buffer a pooled deflater keeps.
+const maxPooledBuf = 64 << 10
 
 type sliceWriter struct{ b []byte }
 
@@ -60,11 +64,28 @@ func compressFrame(dst []byte, op Opcode, correlationID uint32, payload []byte) 
 	return dst
 }
 
+// compressFrameCopy returns the zlib encoding of the frame (op, id, payload)
+// in a new slice of exactly its size: it compresses into pooled scratch space
+// first, because the size is unknown until the end.
+func compressFrameCopy(op Opcode, correlationID uint32, payload []byte) []byte {
+	d := deflaters.Get().(*deflater)
+	putHeader(d.hdr[:], op, correlationID, len(payload))
+	d.buf = d.compress(d.buf[:0], d.hdr[:], payload)
+	msg := bytes.Clone(d.buf)
+	if cap(d.buf) > maxPooledBuf {
+		d.buf = nil
+	}
+	deflaters.Put(d)
+	return msg
+}
+
 // inflater is a pooled zlib reader together with the bytes.Reader it reads
-// from.
+// from and buffers that would otherwise escape through the reader interface.
 type inflater struct {
-	src bytes.Reader
-	zr  io.ReadCloser // implements zlib.Resetter; nil until a header was valid
+	src     bytes.Reader
+	zr      io.ReadCloser // implements zlib.Resetter; nil until a header was valid
+	hdr     [HeaderSize]byte
+	scratch [512]byte
 }
 
 var inflaters = sync.Pool{New: func() any { return new(inflater) }}
@@ -119,9 +140,8 @@ func (f *inflater) read(b []byte) (int, error) {
 // drain reads the rest of the stream, which verifies its checksum. It fails
 // with ErrInflatedTooLarge as soon as more than budget bytes come out.
 func (f *inflater) drain(budget int) error {
-	var scratch [512]byte
 	for {
-		n, err := f.read(scratch[:min(len(scratch), budget+1)])
+		n, err := f.read(f.scratch[:min(len(f.scratch), budget+1)])
 		budget -= n
 		if budget < 0 {
 			return ErrInflatedTooLarge
@@ -181,13 +201,13 @@ func decodeCompressed(msg []byte) (Frame, error) {
 	}
 	defer f.release()
 
-	var hdr [HeaderSize]byte
-	if _, err := f.read(hdr[:]); err == io.EOF {
+	hdr := f.hdr[:]
+	if _, err := f.read(hdr); err == io.EOF {
 		return Frame{}, ErrShort
 	} else if err != nil {
 		return Frame{}, err
 	}
-	n, err := header(hdr[:])
+	n, err := header(hdr)
 	if err != nil {
 		// An invalid header is reported only once the stream checked out.
 		if derr := f.drain(MaxFrame - HeaderSize); derr != nil {
@@ -196,7 +216,7 @@ func decodeCompressed(msg []byte) (Frame, error) {
 		return Frame{}, err
 	}
 	frame := make([]byte, HeaderSize+n)
-	copy(frame, hdr[:])
+	copy(frame, hdr)
 	if _, err := f.read(frame[HeaderSize:]); err == io.EOF {
 		return Frame{}, ErrTruncated
 	} else if err != nil {
