@@ -191,7 +191,7 @@ func (e *emitter) declare(obj *types.TypeName) error {
 	named := obj.Type().(*types.Named)
 	id := e.ids[obj]
 	var b strings.Builder
-	writeDoc(&b, "", e.contract.docs[obj.Pos()])
+	writeDoc(&b, "", e.contract.doc(obj.Pos()))
 	params := ""
 	if tp := named.TypeParams(); tp.Len() > 0 {
 		var ps []string
@@ -591,7 +591,7 @@ func (e *emitter) structBody(st *types.Struct, where, indent string) (string, er
 				return "", err
 			}
 		}
-		writeDoc(&b, indent+"  ", e.contract.docs[f.v.Pos()])
+		writeDoc(&b, indent+"  ", e.contract.doc(f.v.Pos()))
 		opt := ""
 		if f.optional {
 			opt = "?"

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"go/ast"
 	"go/constant"
+	"go/parser"
 	"go/token"
 	"go/types"
 	"sort"
@@ -49,9 +50,39 @@ type Decl struct {
 type Contract struct {
 	PkgPath string
 	Decls   []Decl
-	// docs maps the position of a type or field name in the package's
-	// source to its doc comment.
-	docs map[token.Pos]string
+	fset    *token.FileSet
+	// docs maps the source position of a declared name to its doc
+	// comment, per file; files of imported packages are parsed when a type
+	// of theirs is declared.
+	docs map[string]map[position]string
+}
+
+// position is a place in a file, comparable across file sets: types of
+// imported packages come from export data, not from the parsed syntax.
+// Column 0 stands for the first documented name on the line.
+type position struct{ line, column int }
+
+// doc returns the doc comment of the name declared at pos.
+func (c *Contract) doc(pos token.Pos) string {
+	p := c.fset.Position(pos)
+	if !p.IsValid() {
+		return ""
+	}
+	docs, ok := c.docs[p.Filename]
+	if !ok {
+		docs = map[position]string{}
+		fset := token.NewFileSet()
+		if f, err := parser.ParseFile(fset, p.Filename, nil, parser.ParseComments|parser.SkipObjectResolution); err == nil {
+			docComments(fset, f, docs)
+		}
+		c.docs[p.Filename] = docs // a file that does not parse has no docs
+	}
+	if d, ok := docs[position{p.Line, p.Column}]; ok || p.Column > 1 {
+		return d
+	}
+	// Export data records lines only (column 1); gofmt'd code declares
+	// no name in column 1, so the first name on the line is the one.
+	return docs[position{p.Line, 0}]
 }
 
 // Load type-checks the package in dir and collects its contract
@@ -59,7 +90,7 @@ type Contract struct {
 func Load(dir string) (*Contract, error) {
 	cfg := &packages.Config{
 		Mode: packages.NeedName | packages.NeedTypes | packages.NeedTypesInfo |
-			packages.NeedSyntax | packages.NeedImports | packages.NeedDeps | packages.NeedModule,
+			packages.NeedSyntax,
 		Dir: dir,
 	}
 	pkgs, err := packages.Load(cfg, ".")
@@ -83,13 +114,12 @@ func Load(dir string) (*Contract, error) {
 }
 
 func collect(pkg *packages.Package) (*Contract, error) {
-	var files []*ast.File
-	packages.Visit([]*packages.Package{pkg}, nil, func(p *packages.Package) {
-		if p.Module != nil { // the standard library's docs are not wanted
-			files = append(files, p.Syntax...)
-		}
-	})
-	c := &Contract{PkgPath: pkg.PkgPath, docs: docComments(files)}
+	c := &Contract{PkgPath: pkg.PkgPath, fset: pkg.Fset, docs: map[string]map[position]string{}}
+	for _, f := range pkg.Syntax {
+		docs := map[position]string{}
+		docComments(pkg.Fset, f, docs)
+		c.docs[pkg.Fset.Position(f.FileStart).Filename] = docs
+	}
 	seen := map[[2]string]string{}
 	for _, init := range pkg.TypesInfo.InitOrder {
 		for _, v := range init.Lhs {
@@ -107,7 +137,7 @@ func collect(pkg *packages.Package) (*Contract, error) {
 					pkg.Fset.Position(v.Pos()), v.Name(), kind, name, other)
 			}
 			seen[k] = v.Name()
-			c.Decls = append(c.Decls, Decl{Kind: kind, GoName: v.Name(), Name: name, Types: args, Doc: c.docs[v.Pos()]})
+			c.Decls = append(c.Decls, Decl{Kind: kind, GoName: v.Name(), Name: name, Types: args, Doc: c.doc(v.Pos())})
 		}
 	}
 	if len(c.Decls) == 0 {
@@ -175,53 +205,48 @@ func wireName(info *types.Info, rhs ast.Expr) (string, error) {
 	return name, nil
 }
 
-// docComments maps the positions of declared names (types, fields,
-// variables) to their doc comments, or their line comments when they have
-// no doc.
-func docComments(files []*ast.File) map[token.Pos]string {
-	docs := map[token.Pos]string{}
-	pick := func(groups ...*ast.CommentGroup) string {
+// docComments records the doc comments of the names declared in f (types,
+// fields, variables), or their line comments when they have no doc.
+func docComments(fset *token.FileSet, f *ast.File, docs map[position]string) {
+	set := func(pos token.Pos, groups ...*ast.CommentGroup) {
 		for _, g := range groups {
 			if s := strings.TrimSpace(g.Text()); s != "" {
-				return s
+				p := fset.Position(pos)
+				docs[position{p.Line, p.Column}] = s
+				if _, ok := docs[position{p.Line, 0}]; !ok {
+					docs[position{p.Line, 0}] = s
+				}
+				return
 			}
 		}
-		return ""
 	}
-	for _, f := range files {
-		ast.Inspect(f, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.GenDecl:
-				for _, spec := range n.Specs {
-					switch s := spec.(type) {
-					case *ast.TypeSpec:
-						groups := []*ast.CommentGroup{s.Doc, s.Comment}
-						if len(n.Specs) == 1 {
-							groups = append(groups, n.Doc)
-						}
-						docs[s.Name.Pos()] = pick(groups...)
-					case *ast.ValueSpec:
-						groups := []*ast.CommentGroup{s.Doc, s.Comment}
-						if len(n.Specs) == 1 {
-							groups = append(groups, n.Doc)
-						}
-						for _, name := range s.Names {
-							docs[name.Pos()] = pick(groups...)
-						}
+	ast.Inspect(f, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.GenDecl:
+			var outer *ast.CommentGroup
+			if len(n.Specs) == 1 { // "// X is …" above "type X …" belongs to X
+				outer = n.Doc
+			}
+			for _, spec := range n.Specs {
+				switch s := spec.(type) {
+				case *ast.TypeSpec:
+					set(s.Name.Pos(), s.Doc, s.Comment, outer)
+				case *ast.ValueSpec:
+					for _, name := range s.Names {
+						set(name.Pos(), s.Doc, s.Comment, outer)
 					}
 				}
-			case *ast.Field:
-				for _, name := range n.Names {
-					docs[name.Pos()] = pick(n.Doc, n.Comment)
-				}
-				if len(n.Names) == 0 { // embedded: the type expression carries the position
-					docs[embeddedPos(n.Type)] = pick(n.Doc, n.Comment)
-				}
 			}
-			return true
-		})
-	}
-	return docs
+		case *ast.Field:
+			for _, name := range n.Names {
+				set(name.Pos(), n.Doc, n.Comment)
+			}
+			if len(n.Names) == 0 { // embedded: the type expression carries the position
+				set(embeddedPos(n.Type), n.Doc, n.Comment)
+			}
+		}
+		return true
+	})
 }
 
 func embeddedPos(e ast.Expr) token.Pos {
