@@ -213,11 +213,9 @@ func (e *emitter) declare(obj *types.TypeName) error {
 		}
 		fmt.Fprintf(&b, format, "\x00"+strconv.Itoa(id)+"\x00", params, body)
 	default:
-		rhs, err := e.enumUnion(named)
-		if err != nil {
-			return err
-		}
+		rhs := enumUnion(named)
 		if rhs == "" {
+			var err error
 			if rhs, err = e.expr(u, where); err != nil {
 				return err
 			}
@@ -233,10 +231,10 @@ func (e *emitter) declare(obj *types.TypeName) error {
 
 // enumUnion renders a named string or number type with constants declared
 // in its package as the union of their values.
-func (e *emitter) enumUnion(named *types.Named) (string, error) {
+func enumUnion(named *types.Named) string {
 	basic, ok := named.Underlying().(*types.Basic)
 	if !ok || basic.Info()&(types.IsString|types.IsNumeric) == 0 {
-		return "", nil
+		return ""
 	}
 	scope := named.Obj().Pkg().Scope()
 	var consts []*types.Const
@@ -266,7 +264,7 @@ func (e *emitter) enumUnion(named *types.Named) (string, error) {
 			lits = append(lits, lit)
 		}
 	}
-	return strings.Join(lits, " | "), nil
+	return strings.Join(lits, " | ")
 }
 
 // expr renders the TypeScript type of a Go type as encoding/json writes it;
