@@ -3,6 +3,7 @@ module github.com/datasole/datasole-go/demos
 go 1.26.0
 
 require (
+	github.com/datasole/datasole-go/adapters/stdlib v0.0.0
 	github.com/datasole/datasole-go/datasole v0.0.0
 	github.com/datasole/datasole-go/metrics/prometheus v0.0.0
 	github.com/gorilla/websocket v1.5.3
@@ -27,6 +28,7 @@ require (
 )
 
 replace (
+	github.com/datasole/datasole-go/adapters/stdlib => ../adapters/stdlib
 	github.com/datasole/datasole-go/datasole => ../datasole
 	github.com/datasole/datasole-go/metrics/prometheus => ../metrics/prometheus
 )

@@ -35,6 +35,16 @@ type ChatMessage struct {
 	At   int64  `json:"at"`
 }
 
+// Dashboard is the live dashboard every page shows.
+type Dashboard struct {
+	Connections int   `json:"connections"`
+	Messages    int   `json:"messages"`
+	StartedAt   int64 `json:"startedAt"`
+}
+
+// LikesKey is the pn-counter every page increments.
+const LikesKey = "likes"
+
 // The demo contract.
 var (
 	Add    = datasole.NewRPC[AddParams, AddResult]("add")
@@ -42,4 +52,6 @@ var (
 
 	ChatSendEvent    = datasole.NewEvent[ChatSend]("chat:send")
 	ChatMessageEvent = datasole.NewEvent[ChatMessage]("chat:message")
+
+	DashboardState = datasole.NewState[Dashboard]("dashboard")
 )

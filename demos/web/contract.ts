@@ -10,7 +10,9 @@ export interface AppContract {
     "chat:message": ChatMessage;
     "chat:send": ChatSend;
   };
-  state: {};
+  state: {
+    dashboard: Dashboard;
+  };
 }
 
 /** RPC method names on the wire, by their Go names. */
@@ -26,7 +28,9 @@ export const enum Events {
 }
 
 /** State keys on the wire, by their Go names. */
-export const enum StateKeys {}
+export const enum StateKeys {
+  DashboardState = "dashboard",
+}
 
 /** AddParams are the parameters of Add. */
 export interface AddParams {
@@ -49,6 +53,13 @@ export interface ChatMessage {
 /** ChatSend is what a client emits to post a chat line. */
 export interface ChatSend {
   text: string;
+}
+
+/** Dashboard is the live dashboard every page shows. */
+export interface Dashboard {
+  connections: number;
+  messages: number;
+  startedAt: number;
 }
 
 /** WhoAmIResult tells a client how the server sees it. */
