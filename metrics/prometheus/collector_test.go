@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -483,6 +484,25 @@ func TestLabelCardinality(t *testing.T) {
 			if got := value(t, col, "datasole_rpc_calls_total", "method", m, "outcome", "ok"); got != want {
 				t.Errorf("calls{method=%q} = %v, want %v", m, got, want)
 			}
+		}
+	})
+
+	t.Run("concurrent first calls of many methods keep the cap and lose no count", func(t *testing.T) {
+		col := dsprom.New(dsprom.Options{MaxMethods: 10})
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 50 {
+					run(col, fmt.Sprintf("m%d", (g*50+i)%40))
+				}
+			})
+		}
+		wg.Wait()
+		if n := testutil.CollectAndCount(col, "datasole_rpc_duration_seconds"); n != 11 {
+			t.Fatalf("%d method series, want 10 and other", n)
+		}
+		if got := sum(t, col, "datasole_rpc_calls_total"); got != 400 {
+			t.Fatalf("%v calls counted, want 400", got)
 		}
 	})
 
