@@ -157,9 +157,9 @@ func (f *inflater) drain(budget int) error {
 
 // Inflate decompresses one zlib message, refusing input over MaxCompressed
 // bytes and output over limit bytes (a negative limit counts as 0). It stops
-// reading as soon as the output passes limit, so it never allocates more than
-// about limit bytes however much the input would expand. Bytes after the end
-// of the zlib stream are ignored.
+// reading as soon as the output passes limit, so it never holds more than
+// limit+1 bytes of output however much the input would expand. Bytes after
+// the end of the zlib stream are ignored.
 func Inflate(msg []byte, limit int) ([]byte, error) {
 	limit = max(limit, 0)
 	f, err := openInflater(msg)
