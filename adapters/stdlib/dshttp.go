@@ -1,18 +1,21 @@
 // Package dshttp mounts a datasole server in a net/http application.
 //
 //	mux := http.NewServeMux()
-//	mux.HandleFunc("/api/hello", hello)
+//	mux.HandleFunc("GET /api/hello", hello)
 //	http.ListenAndServe(":3000", dshttp.Wrap(mux, ds))
 //
 // Wrap serves the datasole path (the WebSocket upgrade at /__ds and the
 // browser runtime below it) and passes every other request to the app
-// untouched. Handler is the same without the pass-through, for a mux route.
+// untouched. Handler is the same without the pass-through, for mounting on a
+// mux pattern.
 //
-// Middleware order: put Wrap inside middleware that only observes (logging,
-// recovery, CORS); keep it outside middleware that wraps the ResponseWriter in
-// ways that break http.Hijacker or buffer responses (http.TimeoutHandler,
-// gzip writers that do not implement Hijack): the upgrade needs the raw
-// connection.
+// Middleware order: middleware that only observes the request or sets
+// headers (logging, recovery, CORS) may wrap Wrap, as long as any
+// ResponseWriter it substitutes implements http.Hijacker or an Unwrap method
+// (http.ResponseController finds the connection through it). Handlers that
+// buffer the response or hide the connection — http.TimeoutHandler, most
+// gzip writers — break the upgrade and the assets' Content-Length, so put
+// them inside: Wrap(http.TimeoutHandler(app, d, msg), ds).
 package dshttp
 
 import (
@@ -21,24 +24,25 @@ import (
 	"github.com/datasole/datasole-go/datasole"
 )
 
-// Options configures Wrap.
+// Options configures Wrap and Handler. The zero value is usable.
 type Options struct {
-	// Principal, when set, takes the identity from the app's own auth
-	// middleware (running before Wrap): it returns the principal for the
-	// request, or nil to fall back to the server's auth handler.
+	// Skipper, when it returns true, passes the request to the app even
+	// when it is for the datasole path. Default: never.
+	Skipper func(r *http.Request) bool
+	// Principal takes the identity from the app's own auth middleware,
+	// which runs before Wrap (typically from a request context value it
+	// set). It returns nil to leave the decision to the server's auth
+	// handler (Options.Auth of the datasole server). Default: always nil.
 	Principal func(r *http.Request) *datasole.Principal
 }
 
 // Wrap returns a handler that serves the datasole path with ds and every
 // other request with next.
 func Wrap(next http.Handler, ds *datasole.Server, opts ...Options) http.Handler {
-	var o Options
-	if len(opts) > 0 {
-		o = opts[0]
-	}
+	o := first(opts)
 	h := Handler(ds, o)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ds.Match(r) {
+		if ds.Match(r) && (o.Skipper == nil || !o.Skipper(r)) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -46,13 +50,12 @@ func Wrap(next http.Handler, ds *datasole.Server, opts ...Options) http.Handler 
 	})
 }
 
-// Handler returns ds's handler for mounting at the datasole path of a mux
-// (both the path and the path with a trailing slash).
+// Handler returns ds's handler with the principal taken as opts say, for a
+// mux: register it at both the datasole path and the path with a trailing
+// slash (mux.Handle("/__ds", h); mux.Handle("/__ds/", h)). Options.Skipper
+// is not consulted: the mux decides what reaches it.
 func Handler(ds *datasole.Server, opts ...Options) http.Handler {
-	var o Options
-	if len(opts) > 0 {
-		o = opts[0]
-	}
+	o := first(opts)
 	core := ds.Handler()
 	if o.Principal == nil {
 		return core
@@ -63,4 +66,11 @@ func Handler(ds *datasole.Server, opts ...Options) http.Handler {
 		}
 		core.ServeHTTP(w, r)
 	})
+}
+
+func first(opts []Options) Options {
+	if len(opts) > 0 {
+		return opts[0]
+	}
+	return Options{}
 }

@@ -2,85 +2,155 @@ package dshttp_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
+	"log"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"testing"
+	"time"
 
-	"github.com/datasole/datasole-go/adapters/stdlib"
+	"github.com/datasole/datasole-go/adapters/adaptertest"
+	dshttp "github.com/datasole/datasole-go/adapters/stdlib"
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/datasole/client"
-	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
 )
 
-type ctxKey struct{}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// appAuth is the app's own auth middleware: it puts a user in the context.
-func appAuth(next http.Handler) http.Handler {
+type userKey struct{}
+
+// auth is the app's own auth middleware: it stores the caller's identity in
+// the request context.
+func auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("token") == "good" {
-			r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, "alice"))
+		if id := adaptertest.IdentityFrom(r.Header); id != nil {
+			r = r.WithContext(context.WithValue(r.Context(), userKey{}, id))
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func TestWrap(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ds := datasole.New(datasole.Options{Logger: quiet, Auth: func(*http.Request) (*datasole.Principal, error) {
-		return nil, datasole.ErrUnauthorized // only the app's middleware admits
-	}})
-	ds.HandleRPC("whoami", func(c *datasole.Context, _ json.RawMessage) (any, error) { return c.UserID(), nil })
-	defer ds.Close(context.Background())
-	mux := http.NewServeMux()
-	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") })
-	h := appAuth(dshttp.Wrap(mux, ds, dshttp.Options{Principal: func(r *http.Request) *datasole.Principal {
-		if u, ok := r.Context().Value(ctxKey{}).(string); ok {
-			return &datasole.Principal{UserID: u}
-		}
-		return nil
-	}}))
-	hs := httptest.NewServer(h)
-	defer hs.Close()
+// statusWriter is a logging middleware's ResponseWriter; Unwrap lets the
+// upgrade reach the connection through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
 
-	t.Run("an app route still works beside the mount", func(t *testing.T) {
-		resp, err := http.Get(hs.URL + "/hello")
-		if err != nil {
-			t.Fatal(err)
+func (w *statusWriter) WriteHeader(code int)        { w.status = code; w.ResponseWriter.WriteHeader(code) }
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func logging(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		_ = sw.status // a real logger would log it
+	})
+}
+
+func recovery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func app() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+adaptertest.AppRoute, func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(adaptertest.AppBody))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(adaptertest.NotFoundBody))
+	})
+	return mux
+}
+
+var options = dshttp.Options{
+	Skipper: func(r *http.Request) bool { return r.Header.Get(adaptertest.SkipHeader) != "" },
+	Principal: func(r *http.Request) *datasole.Principal {
+		return adaptertest.PrincipalOf(r.Context().Value(userKey{}))
+	},
+}
+
+func serve(tb testing.TB, h http.Handler) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := &http.Server{Handler: h, ErrorLog: log.New(discard{}, "", 0)}
+	go hs.Serve(ln)
+	tb.Cleanup(func() { hs.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+var harness = adaptertest.Harness{
+	Name: "net/http",
+	Serve: func(tb testing.TB, ds *datasole.Server, s adaptertest.Setup) string {
+		if !s.Middleware {
+			return serve(tb, auth(dshttp.Wrap(app(), ds, options)))
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if string(b) != "hi" {
-			t.Fatalf("got %q", b)
+		// Observing middleware outside, the timeout inside: TimeoutHandler
+		// cannot hijack.
+		inner := http.TimeoutHandler(app(), 5*time.Second, "timeout")
+		return serve(tb, logging(recovery(cors(auth(dshttp.Wrap(inner, ds, options))))))
+	},
+}
+
+func TestWrap(t *testing.T) { adaptertest.Run(t, harness) }
+
+func TestMiddlewareOrder(t *testing.T) {
+	t.Run("http.TimeoutHandler in front of Wrap breaks the upgrade, as documented", func(t *testing.T) {
+		ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+		defer ds.Close(context.Background())
+		url := serve(t, http.TimeoutHandler(dshttp.Wrap(app(), ds), 5*time.Second, "timeout"))
+		c, err := client.Dial(context.Background(), url, client.Options{NoReconnect: true, Logger: quiet})
+		if err == nil {
+			c.Close()
+			t.Fatal("the upgrade succeeded behind http.TimeoutHandler; the documented ordering rule is stale")
 		}
 	})
-	t.Run("the app's identity reaches the RPC context", func(t *testing.T) {
-		c, err := client.Dial(context.Background(), hs.URL, client.Options{Token: "good", Logger: quiet})
+}
+
+func TestHandler(t *testing.T) {
+	t.Run("mounted on a mux pattern it serves the upgrade and the assets", func(t *testing.T) {
+		ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+		defer ds.Close(context.Background())
+		mux := http.NewServeMux()
+		mux.Handle("/__ds", dshttp.Handler(ds))
+		mux.Handle("/__ds/", dshttp.Handler(ds))
+		url := serve(t, mux)
+		c, err := client.Dial(context.Background(), url, client.Options{NoReconnect: true, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		var who string
-		if err := c.Call(context.Background(), "whoami", nil, &who); err != nil || who != "alice" {
-			t.Fatalf("whoami = %q, %v", who, err)
-		}
-	})
-	t.Run("without it the server's auth handler decides", func(t *testing.T) {
-		_, resp, err := websocket.DefaultDialer.Dial("ws"+hs.URL[4:]+"/__ds", nil)
-		if err == nil || resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("got %v %v", resp, err)
-		}
-	})
-	t.Run("the browser runtime is served with an ETag", func(t *testing.T) {
-		resp, err := http.Get(hs.URL + "/__ds/datasole.iife.min.js")
+		resp, err := http.Get(url + "/__ds/datasole.iife.min.js")
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 200 || resp.Header.Get("ETag") == "" {
-			t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") == "" {
+			t.Fatalf("asset: %d, ETag %q", resp.StatusCode, resp.Header.Get("ETag"))
 		}
 	})
 }
+
+func BenchmarkRPCEcho(b *testing.B) { adaptertest.BenchRPC(b, harness) }

@@ -1,18 +1,53 @@
 package dshttp_test
 
 import (
+	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 
-	"github.com/datasole/datasole-go/adapters/stdlib"
+	dshttp "github.com/datasole/datasole-go/adapters/stdlib"
 	"github.com/datasole/datasole-go/datasole"
 )
 
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 // Mount datasole beside the routes an app already has.
 func ExampleWrap() {
-	ds := datasole.New(datasole.Options{})
+	ds := datasole.New(datasole.Options{Logger: quiet})
+	defer ds.Close(context.Background())
 	mux := http.NewServeMux()
-	mux.HandleFunc("/api/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") })
-	srv := &http.Server{Addr: ":3000", Handler: dshttp.Wrap(mux, ds)}
-	_ = srv // srv.ListenAndServe()
+	mux.HandleFunc("GET /api/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") })
+	hs := httptest.NewServer(dshttp.Wrap(mux, ds)) // http.ListenAndServe(":3000", dshttp.Wrap(mux, ds))
+	defer hs.Close()
+
+	for _, path := range []string{"/api/hello", "/__ds/datasole.iife.min.js", "/__ds"} {
+		resp, _ := http.Get(hs.URL + path)
+		resp.Body.Close()
+		fmt.Println(path, resp.StatusCode)
+	}
+	// Output:
+	// /api/hello 200
+	// /__ds/datasole.iife.min.js 200
+	// /__ds 426
+}
+
+type sessionUserKey struct{}
+
+// Take the principal from the app's own auth middleware.
+func ExampleOptions() {
+	ds := datasole.New(datasole.Options{Logger: quiet})
+	defer ds.Close(context.Background())
+	app := http.NewServeMux()
+	h := dshttp.Wrap(app, ds, dshttp.Options{
+		Principal: func(r *http.Request) *datasole.Principal {
+			if user, ok := r.Context().Value(sessionUserKey{}).(string); ok {
+				return &datasole.Principal{UserID: user}
+			}
+			return nil // the server's Options.Auth decides
+		},
+	})
+	_ = h // wrap h in the middleware that sets sessionUserKey
 }
