@@ -17,8 +17,9 @@ import (
 )
 
 // receivers opens n bare WebSocket connections that count the messages they
-// read, and waits until the server has attached them all.
-func receivers(b *testing.B, ds *datasole.Server, url string, n int) (*atomic.Int64, func()) {
+// read (calling onRead, if set, with the running count), and waits until the
+// server has attached them all.
+func receivers(b *testing.B, ds *datasole.Server, url string, n int, onRead func(count int64)) (*atomic.Int64, func()) {
 	var got atomic.Int64
 	var conns []*websocket.Conn
 	var wg sync.WaitGroup
@@ -35,7 +36,10 @@ func receivers(b *testing.B, ds *datasole.Server, url string, n int) (*atomic.In
 				if _, _, err := ws.ReadMessage(); err != nil {
 					return
 				}
-				got.Add(1)
+				v := got.Add(1)
+				if onRead != nil {
+					onRead(v)
+				}
 			}
 		}()
 	}
@@ -96,7 +100,7 @@ func BenchmarkBroadcast1000(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			ds, hs := benchServerWith(b, tc.handler)
 			const n = 1000
-			got, stop := receivers(b, ds, hs.URL, n)
+			got, stop := receivers(b, ds, hs.URL, n, nil)
 			defer stop()
 			data := make([]byte, size)
 			for i := range data {
@@ -139,43 +143,17 @@ func BenchmarkSetStateFanout(b *testing.B) {
 	var mu sync.Mutex
 	sent := map[int]time.Time{}
 	var lat []time.Duration
-	var got atomic.Int64
-	var conns []*websocket.Conn
-	var wg sync.WaitGroup
-	for range n {
-		ws, _, err := websocket.DefaultDialer.Dial("ws"+hs.URL[4:]+"/__ds", nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns = append(conns, ws)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				if _, _, err := ws.ReadMessage(); err != nil {
-					return
-				}
-				now := time.Now()
-				v := int(got.Add(1))
-				if v%97 == 0 { // sample latencies
-					mu.Lock()
-					if t0, ok := sent[v/n]; ok {
-						lat = append(lat, now.Sub(t0))
-					}
-					mu.Unlock()
-				}
+	got, stop := receivers(b, ds, hs.URL, n, func(v int64) {
+		if v%97 == 0 { // sample latencies
+			now := time.Now()
+			mu.Lock()
+			if t0, ok := sent[int(v)/n]; ok {
+				lat = append(lat, now.Sub(t0))
 			}
-		}()
-	}
-	defer func() {
-		for _, ws := range conns {
-			ws.Close()
+			mu.Unlock()
 		}
-		wg.Wait()
-	}()
-	for ds.ConnectionCount() < n {
-		time.Sleep(time.Millisecond)
-	}
+	})
+	defer stop()
 	got.Store(0) // drop the snapshots
 	b.ResetTimer()
 	start := time.Now()

@@ -290,15 +290,7 @@ func (s *Server) applyRemoteCRDT(m *busMsg) {
 // cached state key from the store and send fresh snapshots.
 func (s *Server) onBusGap() {
 	s.stats.BusGaps.Add(1)
-	s.live.mu.Lock()
-	var all []*stateEntry
-	for _, byKey := range s.live.entries {
-		for _, e := range byKey {
-			all = append(all, e)
-		}
-	}
-	s.live.mu.Unlock()
-	for _, e := range all {
+	for _, e := range s.live.all() {
 		s.reloadState(e, true)
 	}
 	s.crdts.mu.Lock()

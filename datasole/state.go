@@ -480,19 +480,24 @@ func concatPatches(lists []json.RawMessage) json.RawMessage {
 	return append(out, ']')
 }
 
-// flushAll sends every pending change (on Close).
+// flushAllState sends every pending change (on Close).
 func (s *Server) flushAllState() {
-	s.live.mu.Lock()
-	var all []*stateEntry
-	for _, byKey := range s.live.entries {
-		for _, e := range byKey {
-			all = append(all, e)
-		}
-	}
-	s.live.mu.Unlock()
-	for _, e := range all {
+	for _, e := range s.live.all() {
 		s.flushEntry(e)
 	}
+}
+
+// all returns every entry of every scope.
+func (l *live) all() []*stateEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*stateEntry
+	for _, byKey := range l.entries {
+		for _, e := range byKey {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // snapshotScope queues snapshots of every key of a scope on c (syncMu held
