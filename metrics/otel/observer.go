@@ -19,6 +19,7 @@ package dsotel
 import (
 	"context"
 	"errors"
+	"github.com/datasole/datasole-go/datasole/labelset"
 	"time"
 
 	"github.com/datasole/datasole-go/datasole"
@@ -35,7 +36,7 @@ const ScopeName = "github.com/datasole/datasole-go/metrics/otel"
 
 // Other is the attribute value that methods and reasons beyond the caps,
 // and methods without a registered handler, are recorded under.
-const Other = "other"
+const Other = labelset.Other
 
 // Attribute keys. RPC spans and RPC metrics use the OpenTelemetry RPC
 // semantic convention names where one exists.
@@ -99,9 +100,9 @@ type Observer struct {
 	busLag       metric.Float64Histogram
 	opcodes      [256][]metric.AddOption // slices, so passing them does not allocate
 	fanoutBy     [256][]metric.RecordOption
-	reasons      *labels[[]metric.AddOption]
-	backendOps   *labels[[]metric.AddOption]
-	methods      *labels[*methodAttrs]
+	reasons      *labelset.Set[[]metric.AddOption]
+	backendOps   *labelset.Set[[]metric.AddOption]
+	methods      *labelset.Set[*methodAttrs]
 }
 
 // methodAttrs are the pre-built attribute sets of one rpc.method value.
@@ -148,13 +149,13 @@ func New(opts Options) (*Observer, error) {
 	m := opts.MeterProvider.Meter(ScopeName)
 	o := &Observer{
 		tracer: opts.TracerProvider.Tracer(ScopeName),
-		reasons: newLabels(maxReasons, func(r string) []metric.AddOption {
+		reasons: labelset.New(maxReasons, func(r string) []metric.AddOption {
 			return addAttrs(KeyReason.String(r))
 		}),
-		backendOps: newLabels(maxReasons, func(op string) []metric.AddOption {
+		backendOps: labelset.New(maxReasons, func(op string) []metric.AddOption {
 			return addAttrs(KeyBackendOp.String(op))
 		}),
-		methods: newLabels(opts.MaxMethods, newMethodAttrs),
+		methods: labelset.New(opts.MaxMethods, newMethodAttrs),
 	}
 	var errs []error
 	counter := func(name, unit, desc string) metric.Int64Counter {
@@ -204,7 +205,7 @@ func New(opts Options) (*Observer, error) {
 		o.fanoutBy[i] = []metric.RecordOption{attrs(KeyOpcode.String(l))}
 	}
 	for _, name := range opts.Methods {
-		o.methods.get(name, true)
+		o.methods.Get(name, true)
 	}
 	return o, nil
 }
@@ -222,14 +223,14 @@ func (o *Observer) ConnOpened() {
 // ConnClosed implements datasole.Observer.
 func (o *Observer) ConnClosed(r string) {
 	o.connections.Add(bg, -1)
-	o.closed.Add(bg, 1, o.reasons.get(r, true)...)
+	o.closed.Add(bg, 1, o.reasons.Get(r, true)...)
 	if r == "slow-consumer" {
 		o.slowConsumer.Add(bg, 1)
 	}
 }
 
 // UpgradeRejected implements datasole.Observer.
-func (o *Observer) UpgradeRejected(r string) { o.rejected.Add(bg, 1, o.reasons.get(r, true)...) }
+func (o *Observer) UpgradeRejected(r string) { o.rejected.Add(bg, 1, o.reasons.Get(r, true)...) }
 
 // FrameIn implements datasole.Observer.
 func (o *Observer) FrameIn(op protocol.Opcode, bytes int) {
@@ -245,7 +246,7 @@ func (o *Observer) FrameOut(op protocol.Opcode, bytes int) {
 
 // FrameRefused implements datasole.Observer.
 func (o *Observer) FrameRefused(r string) {
-	o.refused.Add(bg, 1, o.reasons.get(r, true)...)
+	o.refused.Add(bg, 1, o.reasons.Get(r, true)...)
 	if r == "rate-limited" {
 		o.rateLimited.Add(bg, 1)
 	}
@@ -264,7 +265,7 @@ func (o *Observer) SendDropped() { o.sendDrops.Add(bg, 1) }
 // with the outcome, marking it as an error unless the outcome is "ok", and
 // records the call's duration and outcome.
 func (o *Observer) StartRPC(parent context.Context, method string) (context.Context, func(outcome string)) {
-	m := o.methods.get(method, true)
+	m := o.methods.Get(method, true)
 	start := time.Now()
 	sctx, span := o.tracer.Start(parent, "datasole.rpc "+method, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithTimestamp(start),
@@ -285,12 +286,12 @@ func (o *Observer) StartRPC(parent context.Context, method string) (context.Cont
 // only if it already has one: refused calls include unknown methods, which
 // a client can make up by the million.
 func (o *Observer) RPCRefused(method, r string) {
-	o.rpcRefused.Add(bg, 1, o.methods.get(method, false).refusal(r)...)
+	o.rpcRefused.Add(bg, 1, o.methods.Get(method, false).refusal(r)...)
 }
 
 // BackendError implements datasole.Observer.
 func (o *Observer) BackendError(op string) {
-	o.backendErrs.Add(bg, 1, o.backendOps.get(op, true)...)
+	o.backendErrs.Add(bg, 1, o.backendOps.Get(op, true)...)
 }
 
 // BusLag implements datasole.Observer.

@@ -19,6 +19,7 @@ package dsprom
 
 import (
 	"context"
+	"github.com/datasole/datasole-go/datasole/labelset"
 	"time"
 
 	"github.com/datasole/datasole-go/datasole"
@@ -44,7 +45,7 @@ type Options struct {
 
 // Other is the label value that methods and reasons beyond the caps, and
 // methods without a registered handler, are counted under.
-const Other = "other"
+const Other = labelset.Other
 
 // maxReasons caps each reason-like label (close, rejection and refusal
 // reasons, backend operations). The server uses a handful of fixed values;
@@ -78,11 +79,11 @@ type Collector struct {
 	all           []prometheus.Collector
 	in, out       [256]opSeries
 	fanoutBy      [256]prometheus.Observer
-	closedBy      *labels[prometheus.Counter]
-	rejectedBy    *labels[prometheus.Counter]
-	refusedBy     *labels[prometheus.Counter]
-	backendErrsBy *labels[prometheus.Counter]
-	methods       *labels[*methodSeries]
+	closedBy      *labelset.Set[prometheus.Counter]
+	rejectedBy    *labelset.Set[prometheus.Counter]
+	refusedBy     *labelset.Set[prometheus.Counter]
+	backendErrsBy *labelset.Set[prometheus.Counter]
+	methods       *labelset.Set[*methodSeries]
 }
 
 // opSeries are the frame and byte counters of one opcode.
@@ -157,12 +158,12 @@ func New(opts Options) *Collector {
 			c.fanoutBy[i] = c.fanout.WithLabelValues(l)
 		}
 	}
-	vecLabels := func(v *prometheus.CounterVec) *labels[prometheus.Counter] {
-		return newLabels(maxReasons, func(l string) prometheus.Counter { return v.WithLabelValues(l) })
+	vecLabels := func(v *prometheus.CounterVec) *labelset.Set[prometheus.Counter] {
+		return labelset.New(maxReasons, func(l string) prometheus.Counter { return v.WithLabelValues(l) })
 	}
 	c.closedBy, c.rejectedBy = vecLabels(c.closed), vecLabels(c.rejected)
 	c.refusedBy, c.backendErrsBy = vecLabels(c.refused), vecLabels(c.backendErrs)
-	c.methods = newLabels(opts.MaxMethods, func(l string) *methodSeries {
+	c.methods = labelset.New(opts.MaxMethods, func(l string) *methodSeries {
 		m := &methodSeries{label: l, duration: c.rpcDuration.WithLabelValues(l)}
 		for i, o := range outcomes {
 			m.calls[i] = c.rpcCalls.WithLabelValues(l, o)
@@ -170,7 +171,7 @@ func New(opts Options) *Collector {
 		return m
 	})
 	for _, m := range opts.Methods {
-		c.methods.get(m, true)
+		c.methods.Get(m, true)
 	}
 	return c
 }
@@ -218,14 +219,14 @@ func (c *Collector) ConnOpened() {
 // ConnClosed implements datasole.Observer.
 func (c *Collector) ConnClosed(reason string) {
 	c.connections.Dec()
-	c.closedBy.get(reason, true).Inc()
+	c.closedBy.Get(reason, true).Inc()
 	if reason == "slow-consumer" {
 		c.slowConsumer.Inc()
 	}
 }
 
 // UpgradeRejected implements datasole.Observer.
-func (c *Collector) UpgradeRejected(reason string) { c.rejectedBy.get(reason, true).Inc() }
+func (c *Collector) UpgradeRejected(reason string) { c.rejectedBy.Get(reason, true).Inc() }
 
 // FrameIn implements datasole.Observer.
 func (c *Collector) FrameIn(op protocol.Opcode, bytes int) {
@@ -249,7 +250,7 @@ func (c *Collector) FrameOut(op protocol.Opcode, bytes int) {
 
 // FrameRefused implements datasole.Observer.
 func (c *Collector) FrameRefused(reason string) {
-	c.refusedBy.get(reason, true).Inc()
+	c.refusedBy.Get(reason, true).Inc()
 	if reason == "rate-limited" {
 		c.rateLimited.Inc()
 	}
@@ -271,7 +272,7 @@ func (c *Collector) SendDropped() { c.sendDrops.Inc() }
 // its outcome. A method gets its own label here, as only registered methods
 // reach a handler.
 func (c *Collector) StartRPC(ctx context.Context, method string) (context.Context, func(outcome string)) {
-	m := c.methods.get(method, true)
+	m := c.methods.Get(method, true)
 	start := time.Now()
 	return ctx, func(outcome string) {
 		m.duration.Observe(time.Since(start).Seconds())
@@ -289,11 +290,11 @@ func (c *Collector) StartRPC(ctx context.Context, method string) (context.Contex
 // if it already has one: refused calls include unknown methods, which a
 // client can make up by the million.
 func (c *Collector) RPCRefused(method, reason string) {
-	c.rpcRefused.WithLabelValues(c.methods.get(method, false).label, reason).Inc()
+	c.rpcRefused.WithLabelValues(c.methods.Get(method, false).label, reason).Inc()
 }
 
 // BackendError implements datasole.Observer.
-func (c *Collector) BackendError(op string) { c.backendErrsBy.get(op, true).Inc() }
+func (c *Collector) BackendError(op string) { c.backendErrsBy.Get(op, true).Inc() }
 
 // BusLag implements datasole.Observer.
 func (c *Collector) BusLag(d time.Duration) { c.busLag.Observe(d.Seconds()) }

@@ -1,4 +1,7 @@
-package dsprom
+// Package labelset bounds the label values a metrics exporter creates
+// series for: network input (RPC method names, reasons) must not grow series
+// without limit. The Prometheus and OpenTelemetry exporters share it.
+package labelset
 
 import (
 	"sync"
@@ -6,11 +9,14 @@ import (
 	"unicode/utf8"
 )
 
-// labels maps label values to their pre-resolved series, admitting at most
+// Other is the label value unadmitted values are counted under.
+const Other = "other"
+
+// Set maps label values to their pre-resolved series, admitting at most
 // max distinct values and folding the rest into Other. Reads are one atomic
 // load and a map lookup: the map is copied on the rare write, so the hot
 // path neither locks nor allocates.
-type labels[T any] struct {
+type Set[T any] struct {
 	seen atomic.Pointer[map[string]T]
 	mu   sync.Mutex // serialises writers
 	n    int        // admitted values, Other not included
@@ -18,16 +24,17 @@ type labels[T any] struct {
 	make func(label string) T
 }
 
-func newLabels[T any](max int, mk func(string) T) *labels[T] {
-	l := &labels[T]{max: max, make: mk}
+// New returns a Set admitting max values; mk creates the series of a value.
+func New[T any](max int, mk func(string) T) *Set[T] {
+	l := &Set[T]{max: max, make: mk}
 	l.seen.Store(&map[string]T{})
 	return l
 }
 
-// get returns the series for v. When admit is false, or v is not valid
+// Get returns the series for v. When admit is false, or v is not valid
 // UTF-8 (Prometheus refuses such label values), or the cap is reached, an
 // unseen v is counted as Other.
-func (l *labels[T]) get(v string, admit bool) T {
+func (l *Set[T]) Get(v string, admit bool) T {
 	if s, ok := (*l.seen.Load())[v]; ok {
 		return s
 	}
