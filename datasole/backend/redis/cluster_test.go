@@ -10,8 +10,8 @@ import (
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/datasole/backend"
 	"github.com/datasole/datasole-go/datasole/backend/backendtest"
-	"github.com/datasole/datasole-go/datasole/clustertest"
 	dsredis "github.com/datasole/datasole-go/datasole/backend/redis"
+	"github.com/datasole/datasole-go/datasole/clustertest"
 	"github.com/redis/go-redis/v9"
 )
 
