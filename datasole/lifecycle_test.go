@@ -254,12 +254,20 @@ func TestUpgradeRefusals(t *testing.T) {
 		})
 	}
 	t.Run("over the connection limit is refused with 503 before upgrading", func(t *testing.T) {
-		eventually(t, "earlier connections to end", func() bool {
-			s := ts.ds.Snapshot()
-			return s.ConnectionsClosed == s.ConnectionsOpened
-		})
-		a := dial(t, ts.url, client.Options{Token: "good"})
-		b := dial(t, ts.url, client.Options{Token: "good"})
+		// Earlier subtests' connections free their slots asynchronously:
+		// retry until both fit.
+		dialWhenFree := func() *client.Client {
+			var c *client.Client
+			eventually(t, "a free slot", func() bool {
+				var err error
+				c, err = client.Dial(context.Background(), ts.url, client.Options{Token: "good", Logger: discardLogger()})
+				return err == nil
+			})
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		a := dialWhenFree()
+		b := dialWhenFree()
 		if got := status("?token=good", nil); got != 503 {
 			t.Fatalf("status %d, want 503", got)
 		}
