@@ -3,10 +3,14 @@ module github.com/datasole/datasole-go/demos
 go 1.26.0
 
 require (
+	github.com/datasole/datasole-go/adapters/echo v0.0.0
 	github.com/datasole/datasole-go/adapters/stdlib v0.0.0
 	github.com/datasole/datasole-go/datasole v0.0.0
+	github.com/datasole/datasole-go/datasole/backend/postgres v0.0.0
+	github.com/datasole/datasole-go/datasole/backend/redis v0.0.0
 	github.com/datasole/datasole-go/metrics/prometheus v0.0.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/labstack/echo/v4 v4.16.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.73.1
@@ -28,7 +32,10 @@ require (
 )
 
 replace (
+	github.com/datasole/datasole-go/adapters/echo => ../adapters/echo
 	github.com/datasole/datasole-go/adapters/stdlib => ../adapters/stdlib
 	github.com/datasole/datasole-go/datasole => ../datasole
+	github.com/datasole/datasole-go/datasole/backend/postgres => ../datasole/backend/postgres
+	github.com/datasole/datasole-go/datasole/backend/redis => ../datasole/backend/redis
 	github.com/datasole/datasole-go/metrics/prometheus => ../metrics/prometheus
 )
