@@ -160,8 +160,14 @@ func testPushes(t *testing.T, newBackend NewBackend) {
 			}
 		}
 	}
-	for _, nd := range nodes {
-		eventually(t, "connections", func() bool { return nd.DS.ConnectionCount() > 0 })
+	for i, nd := range nodes {
+		want := 0
+		for _, m := range members {
+			if m.node == i {
+				want++
+			}
+		}
+		eventually(t, "every member to be attached", func() bool { return nd.DS.ConnectionCount() == want })
 	}
 	// Each node sends one push of each kind.
 	for i, nd := range nodes {
@@ -233,10 +239,18 @@ func testState(t *testing.T, newBackend NewBackend) {
 		}
 	}
 	for i, c := range clients {
-		eventually(t, fmt.Sprintf("client %d to reach N=%d", i, steps), func() bool {
-			v, _, _ := c.StateRaw("dash")
-			return string(v) == fmt.Sprintf(`{"N":%d}`, steps)
-		})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v, ver, _ := c.StateRaw("dash")
+			if string(v) == fmt.Sprintf(`{"N":%d}`, steps) {
+				break
+			}
+			if time.Now().After(deadline) {
+				nv, nver, _ := nodes[i].DS.GetState("dash")
+				t.Fatalf("client %d holds v%d %s; its node holds v%d %s; want N=%d", i, ver, v, nver, nv, steps)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	mu.Lock()
 	for i, s := range seen {
