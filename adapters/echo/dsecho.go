@@ -18,12 +18,12 @@
 // *datasole.Principal; PrincipalFromJWT does this for echo-jwt's "user" key.
 // Without a principal from the app, the server's Options.Auth decides.
 //
-// Middleware order: Logger, Recover, CORS, ContextTimeout and Gzip may run
+// Middleware order: Logger, Recover, CORS, Gzip and ContextTimeout may run
 // before Mount; Gzip compresses the runtime assets (clients see the same
-// bytes after decompression) and passes the upgrade's Hijack through. Timeout (middleware.Timeout) runs the
-// handler behind http.TimeoutHandler, whose writer cannot be hijacked, so
-// the upgrade fails behind it: give it Skip(ds) as its Skipper, or register
-// it after Mount.
+// bytes after decompression) and passes the upgrade's Hijack through.
+// Timeout runs the handler behind http.TimeoutHandler, whose writer cannot
+// be hijacked, so the upgrade fails with 500 behind it: give it Skip(ds) as
+// its Skipper, or register it after Mount.
 package dsecho
 
 import (
