@@ -3,6 +3,7 @@ module github.com/datasole/datasole-go/adapters/fiber
 go 1.26.0
 
 require (
+	github.com/datasole/datasole-go/adapters/adaptertest v0.0.0
 	github.com/datasole/datasole-go/datasole v0.0.0
 	github.com/gofiber/contrib/websocket v1.3.4
 	github.com/gofiber/fiber/v2 v2.52.15
@@ -12,11 +13,10 @@ require (
 
 require (
 	github.com/andybalholm/brotli v1.1.0 // indirect
-	github.com/datasole/datasole-go/adapters/adaptertest v0.0.0
 	github.com/fasthttp/websocket v1.5.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
-	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/klauspost/compress v1.17.9 // indirect
 	github.com/mattn/go-colorable v0.1.13 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/mattn/go-runewidth v0.0.16 // indirect
@@ -29,10 +29,11 @@ require (
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/tcplisten v1.0.0 // indirect
 	github.com/wI2L/jsondiff v0.7.1 // indirect
-	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/net v0.33.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )
 
-replace github.com/datasole/datasole-go/datasole => ../../datasole
-
-replace github.com/datasole/datasole-go/adapters/adaptertest => ../adaptertest
+replace (
+	github.com/datasole/datasole-go/adapters/adaptertest => ../adaptertest
+	github.com/datasole/datasole-go/datasole => ../../datasole
+)
