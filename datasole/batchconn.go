@@ -59,6 +59,16 @@ func (b *batchConn) flush() error {
 	return err
 }
 
+// tryFlush flushes unless a write is blocked in progress (a peer that does
+// not read): closing must not wait for it.
+func (b *batchConn) tryFlush() {
+	if b.mu.TryLock() {
+		b.batching = false
+		b.flushLocked()
+		b.mu.Unlock()
+	}
+}
+
 func (b *batchConn) flushLocked() error {
 	if len(b.buf) == 0 {
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/datasole/datasole-go/datasole/backend"
 	"github.com/datasole/datasole-go/datasole/crdt"
 	"github.com/datasole/datasole-go/datasole/protocol"
+	"github.com/datasole/datasole-go/datasole/session"
 )
 
 // The cluster bus carries every server push once, already encoded, with its
@@ -26,9 +27,10 @@ const busChannel = "bus"
 type busKind uint8
 
 const (
-	busFrame busKind = iota + 1 // a push: deliver msg to target
-	busState                    // a state change: update the cache, deliver msg
-	busCRDT                     // a CRDT state: merge it, deliver our state
+	busFrame   busKind = iota + 1 // a push: deliver msg to target
+	busState                      // a state change: update the cache, deliver msg
+	busCRDT                       // a CRDT state: merge it, deliver our state
+	busSession                    // a session change: update the user's copy here
 )
 
 // busMsg is one message on the cluster bus.
@@ -231,6 +233,10 @@ func (s *Server) onBus(raw []byte) {
 		s.applyRemoteState(m)
 	case busCRDT:
 		s.applyRemoteCRDT(m)
+	case busSession:
+		if s.sessions != nil {
+			s.sessions.ApplyRemote(session.Change{UserID: m.target.id, Key: m.key, Value: m.value, Remote: true})
+		}
 	}
 }
 

@@ -231,7 +231,7 @@ func (c *Conn) setCloseReason(r string) {
 
 func (c *Conn) flushBatch() {
 	if c.batch != nil {
-		c.batch.flush()
+		c.batch.tryFlush()
 	}
 }
 

@@ -44,6 +44,15 @@ func (s *Server) startSessions() error {
 		return err
 	}
 	s.sessions = st
+	if s.opts.Backend != nil {
+		// Other nodes holding the same user's session learn every local
+		// change at once; the backend gets it with the next write.
+		st.OnChange(func(c session.Change) {
+			if !c.Remote {
+				s.publish(&busMsg{kind: busSession, target: ToUser(c.UserID), key: c.Key, value: c.Value})
+			}
+		})
+	}
 	return nil
 }
 

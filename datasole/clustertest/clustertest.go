@@ -53,6 +53,13 @@ func Start(t *testing.T, n int, newBackend NewBackend, setup func(*datasole.Serv
 				return &datasole.Principal{UserID: r.URL.Query().Get("token")}, nil
 			},
 		})
+		ds.HandleRPC("sset", func(c *datasole.Context, p json.RawMessage) (any, error) {
+			return nil, c.Session().Set("note", p)
+		})
+		ds.HandleRPC("sget", func(c *datasole.Context, _ json.RawMessage) (any, error) {
+			v, _ := c.Session().Get("note")
+			return v, nil
+		})
 		ds.HandleRPC("join", func(c *datasole.Context, p json.RawMessage) (any, error) {
 			var tag string
 			json.Unmarshal(p, &tag)
@@ -118,6 +125,7 @@ func Run(t *testing.T, newCluster NewCluster) {
 	t.Run("state set on any node converges everywhere, in order, late joiners included", func(t *testing.T) { testState(t, newCluster(t)) })
 	t.Run("crdt ops on any node are applied once and converge everywhere", func(t *testing.T) { testCRDT(t, newCluster(t)) })
 	t.Run("a restarted node restores state and crdts from the store", func(t *testing.T) { testRestore(t, newCluster(t)) })
+	t.Run("a session change on one node reaches the user's connection on another", func(t *testing.T) { testSessions(t, newCluster(t)) })
 }
 
 // MemoryCluster is a NewCluster of memory backends joined as peers: nodes in
@@ -340,4 +348,18 @@ func testRestore(t *testing.T, newBackend NewBackend) {
 	if !reflect.DeepEqual(got, map[string]any{"a": float64(1)}) {
 		t.Fatalf("restored crdt %s", c.State().Value)
 	}
+}
+
+func testSessions(t *testing.T, newBackend NewBackend) {
+	nodes := Start(t, 2, newBackend, nil)
+	ctx := context.Background()
+	onA := Dial(t, nodes[0], "sam")
+	onB := Dial(t, nodes[1], "sam")
+	if err := onA.Call(ctx, "sset", "hello", nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the session change to reach node 1", func() bool {
+		var v string
+		return onB.Call(ctx, "sget", nil, &v) == nil && v == "hello"
+	})
 }

@@ -175,7 +175,7 @@ func (s *Session) change(key string, val json.RawMessage) error {
 	if kick {
 		st.schedule(s)
 	}
-	st.notify(s.userID, key, val, version)
+	st.notify(s.userID, key, val, version, false)
 	return nil
 }
 

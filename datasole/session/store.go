@@ -107,6 +107,9 @@ type Change struct {
 	// Version orders changes: it grows with every change made through the
 	// Store, across all users, and starts again with a new Store.
 	Version uint64
+	// Remote is true for a change made on another node and applied here with
+	// ApplyRemote.
+	Remote bool
 }
 
 // Store holds the sessions of the users connected to this node. All methods
@@ -339,7 +342,7 @@ func (st *Store) OnChange(fn func(Change)) (off func()) {
 
 // notify calls the listeners; val is copied for them, since the session
 // keeps the original.
-func (st *Store) notify(userID, key string, val json.RawMessage, version uint64) {
+func (st *Store) notify(userID, key string, val json.RawMessage, version uint64, remote bool) {
 	st.listenersMu.RLock()
 	fns := make([]func(Change), 0, len(st.listeners))
 	for _, fn := range st.listeners {
@@ -347,8 +350,33 @@ func (st *Store) notify(userID, key string, val json.RawMessage, version uint64)
 	}
 	st.listenersMu.RUnlock()
 	for _, fn := range fns {
-		fn(Change{UserID: userID, Key: key, Value: bytes.Clone(val), Version: version})
+		fn(Change{UserID: userID, Key: key, Value: bytes.Clone(val), Version: version, Remote: remote})
 	}
+}
+
+// ApplyRemote applies a change made on another node (where it is written to
+// the backend) to this node's copy of the user's session, when it is loaded,
+// and calls the OnChange listeners with Remote set. It does not count as an
+// unwritten change here. A user not loaded on this node is left alone: their
+// next Acquire reads the backend.
+func (st *Store) ApplyRemote(c Change) {
+	s := st.Session(c.UserID)
+	if s == nil || checkKey(c.Key) != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.evicted || st.shut.Load() {
+		s.mu.Unlock()
+		return
+	}
+	if c.Value == nil {
+		delete(s.data, c.Key)
+	} else {
+		s.data[c.Key] = bytes.Clone(c.Value)
+	}
+	version := st.seq.Add(1)
+	s.mu.Unlock()
+	st.notify(c.UserID, c.Key, c.Value, version, true)
 }
 
 // schedule asks the background writer to write s soon.

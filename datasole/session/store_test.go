@@ -505,3 +505,31 @@ func TestAcquireFailsWhenTheBackendCannotBeRead(t *testing.T) {
 		t.Fatalf("backend holds %s", got)
 	}
 }
+
+func TestApplyRemoteUpdatesALoadedCopyAndTellsListeners(t *testing.T) {
+	b := backend.NewMemory(backend.MemoryOptions{})
+	defer b.Close()
+	st, err := session.NewStore(session.Options{Backend: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close(context.Background())
+	var got []session.Change
+	st.OnChange(func(c session.Change) { got = append(got, c) })
+	st.ApplyRemote(session.Change{UserID: "nobody", Key: "k", Value: []byte(`1`)}) // not loaded: ignored
+	s, err := st.Acquire(context.Background(), "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.ApplyRemote(session.Change{UserID: "ann", Key: "cart", Value: []byte(`["tea"]`)})
+	if v, ok := s.Get("cart"); !ok || string(v) != `["tea"]` {
+		t.Fatalf("cart = %s", v)
+	}
+	st.ApplyRemote(session.Change{UserID: "ann", Key: "cart"})
+	if _, ok := s.Get("cart"); ok {
+		t.Fatal("a remote delete was not applied")
+	}
+	if len(got) != 2 || !got[0].Remote || got[1].Value != nil {
+		t.Fatalf("listeners saw %+v", got)
+	}
+}
