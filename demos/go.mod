@@ -5,11 +5,13 @@ go 1.26.0
 require (
 	github.com/datasole/datasole-go/adapters/echo v0.0.0
 	github.com/datasole/datasole-go/adapters/fiber v0.0.0
+	github.com/datasole/datasole-go/adapters/gin v0.0.0
 	github.com/datasole/datasole-go/adapters/stdlib v0.0.0
 	github.com/datasole/datasole-go/datasole v0.0.0
 	github.com/datasole/datasole-go/datasole/backend/postgres v0.0.0
 	github.com/datasole/datasole-go/datasole/backend/redis v0.0.0
 	github.com/datasole/datasole-go/metrics/prometheus v0.0.0
+	github.com/gin-gonic/gin v1.12.0
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/gorilla/websocket v1.5.3
 	github.com/labstack/echo/v4 v4.16.0
@@ -36,6 +38,7 @@ require (
 replace (
 	github.com/datasole/datasole-go/adapters/echo => ../adapters/echo
 	github.com/datasole/datasole-go/adapters/fiber => ../adapters/fiber
+	github.com/datasole/datasole-go/adapters/gin => ../adapters/gin
 	github.com/datasole/datasole-go/adapters/stdlib => ../adapters/stdlib
 	github.com/datasole/datasole-go/datasole => ../datasole
 	github.com/datasole/datasole-go/datasole/backend/postgres => ../datasole/backend/postgres
