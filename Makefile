@@ -3,9 +3,9 @@
 
 ADDR ?= :3000
 
-## demo: run the demo app (net/http) on the in-memory backend at $(ADDR)
+## demo: run the demo app (gin) on the in-memory backend at $(ADDR)
 demo:
-	go run ./demos/stdlib -addr $(ADDR)
+	go run ./demos/gin -addr $(ADDR)
 
 ## test: install/start Redis, PostgreSQL and Chromium, then test every module with -race
 test:
