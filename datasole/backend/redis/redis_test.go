@@ -21,7 +21,7 @@ import (
 // serverURL returns the Redis server the tests use: DATASOLE_TEST_REDIS, as
 // printed by scripts/services.sh. Without it the tests are skipped, unless
 // CI=true makes that a failure.
-func serverURL(t *testing.T) string {
+func serverURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("DATASOLE_TEST_REDIS")
 	if u == "" {
@@ -30,7 +30,7 @@ func serverURL(t *testing.T) string {
 	return u
 }
 
-func missing(t *testing.T, why string) {
+func missing(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(why)
