@@ -341,6 +341,9 @@ func (s *Server) refreshFromStore(id stateID) {
 func (s *Server) reloadState(e *stateEntry, announce bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
 	defer cancel()
+	e.mu.Lock()
+	before := e.version
+	e.mu.Unlock()
 	val, ver, err := s.opts.Backend.Get(ctx, storeKey(e.id))
 	if err != nil && !errors.Is(err, backend.ErrNotFound) {
 		s.backendError("get", err)
@@ -350,6 +353,9 @@ func (s *Server) reloadState(e *stateEntry, announce bool) {
 	defer s.syncMu.RUnlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.version != before {
+		return // changed while we read: what this node has now is newer than our read
+	}
 	if ver == e.sentVersion && len(e.pending) == 0 {
 		return
 	}

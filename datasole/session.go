@@ -15,7 +15,9 @@ type SessionOptions struct {
 	// Disabled turns sessions off: Context.Session returns nil.
 	Disabled bool
 	// FlushThreshold, FlushInterval, TTL and MaxIdleUsers are those of
-	// session.Options (defaults 10 changes, 5s, 24h, 10,000 idle users).
+	// session.Options (defaults 10 changes — 1 with a backend, so a user's
+	// next connection on another node finds the change — 5s, 24h, 10,000
+	// idle users).
 	FlushThreshold int
 	FlushInterval  time.Duration
 	TTL            time.Duration
@@ -32,9 +34,13 @@ func (s *Server) startSessions() error {
 		s.ownBackend = backend.NewMemory(backend.MemoryOptions{})
 		b = s.ownBackend
 	}
+	threshold := o.FlushThreshold
+	if s.opts.Backend != nil && threshold == 0 {
+		threshold = 1 // write through: a user's next connection may land on another node
+	}
 	st, err := session.NewStore(session.Options{
 		Backend:        b,
-		FlushThreshold: o.FlushThreshold,
+		FlushThreshold: threshold,
 		FlushInterval:  o.FlushInterval,
 		TTL:            o.TTL,
 		MaxIdleUsers:   o.MaxIdleUsers,

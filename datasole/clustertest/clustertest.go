@@ -355,6 +355,9 @@ func testSessions(t *testing.T, newBackend NewBackend) {
 	ctx := context.Background()
 	onA := Dial(t, nodes[0], "sam")
 	onB := Dial(t, nodes[1], "sam")
+	for _, nd := range nodes {
+		eventually(t, "both connections to be attached", func() bool { return nd.DS.ConnectionCount() == 1 })
+	}
 	if err := onA.Call(ctx, "sset", "hello", nil); err != nil {
 		t.Fatal(err)
 	}
