@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/authtest"
 	"github.com/gorilla/securecookie"
 )
 
@@ -94,7 +95,7 @@ func TestIssueThenAuthenticate(t *testing.T) {
 		t.Run(fmt.Sprintf("a cookie from Issue is accepted (encrypted=%v)", encrypted), func(t *testing.T) {
 			s := mustSession(t, Options{Keys: []Key{key(1, encrypted)}})
 			c := issued(t, s, p)
-			got := authOK(t, s.Authenticate, withCookie(c.Name, c.Value))
+			got := authtest.OK(t, s.Authenticate, withCookie(c.Name, c.Value))
 			if !reflect.DeepEqual(got, p) {
 				t.Fatalf("principal = %+v, want %+v", got, p)
 			}
@@ -132,7 +133,7 @@ func TestIssueThenAuthenticate(t *testing.T) {
 		if err != nil || name != "__Host-ds" {
 			t.Fatalf("Encode = %q, %v", name, err)
 		}
-		if got := authOK(t, s.Authenticate, withCookie(name, value)); got.UserID != "u1" {
+		if got := authtest.OK(t, s.Authenticate, withCookie(name, value)); got.UserID != "u1" {
 			t.Fatalf("UserID = %q", got.UserID)
 		}
 	})
@@ -164,15 +165,15 @@ func TestKeyRotation(t *testing.T) {
 	r := withCookie(c.Name, c.Value)
 
 	t.Run("a cookie signed with a previous key is accepted", func(t *testing.T) {
-		authOK(t, mustSession(t, Options{Keys: []Key{cur, old}}).Authenticate, r)
+		authtest.OK(t, mustSession(t, Options{Keys: []Key{cur, old}}).Authenticate, r)
 	})
 	t.Run("new cookies are signed with the current key only", func(t *testing.T) {
 		fresh := issued(t, mustSession(t, Options{Keys: []Key{cur, old}}), p)
-		authOK(t, mustSession(t, Options{Keys: []Key{cur}}).Authenticate, withCookie(fresh.Name, fresh.Value))
-		authRefused(t, mustSession(t, Options{Keys: []Key{old}}).Authenticate, withCookie(fresh.Name, fresh.Value))
+		authtest.OK(t, mustSession(t, Options{Keys: []Key{cur}}).Authenticate, withCookie(fresh.Name, fresh.Value))
+		authtest.Refused(t, mustSession(t, Options{Keys: []Key{old}}).Authenticate, withCookie(fresh.Name, fresh.Value))
 	})
 	t.Run("a cookie signed with a key that was removed is refused", func(t *testing.T) {
-		authRefused(t, mustSession(t, Options{Keys: []Key{cur}}).Authenticate, r)
+		authtest.Refused(t, mustSession(t, Options{Keys: []Key{cur}}).Authenticate, r)
 	})
 }
 
@@ -200,12 +201,12 @@ func TestBadCookiesAreRefused(t *testing.T) {
 		{"garbage", "%%%not-base64"},
 	}
 	// The forger must be right for the forged cases to mean anything.
-	authOK(t, s.Authenticate, withCookie(DefaultName, forge(DefaultName, k.Hash, now, payload{UserID: "u1"})))
+	authtest.OK(t, s.Authenticate, withCookie(DefaultName, forge(DefaultName, k.Hash, now, payload{UserID: "u1"})))
 	for _, tc := range cases {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
 			rec := &recorder{}
 			s := mustSession(t, Options{Keys: []Key{k}, MaxAge: time.Hour, Logger: slog.New(rec)})
-			authRefused(t, s.Authenticate, withCookie(DefaultName, tc.value))
+			authtest.Refused(t, s.Authenticate, withCookie(DefaultName, tc.value))
 			if _, err := s.Authenticate(withCookie(DefaultName, tc.value)); err != ErrInvalidCookie {
 				t.Fatalf("error %q reveals more than ErrInvalidCookie", err)
 			}

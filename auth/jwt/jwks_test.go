@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+	"github.com/datasole/datasole-go/datasole/authtest"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -77,7 +78,7 @@ func TestJWKS(t *testing.T) {
 			"e": sign(t, jwt.SigningMethodES256, k.ec, "e", claims(nil)),
 			"d": sign(t, jwt.SigningMethodEdDSA, k.ed, "d", claims(nil)),
 		} {
-			if p := authOK(t, h, withQuery(tok)); p.UserID != "u1" {
+			if p := authtest.OK(t, h, withQuery(tok)); p.UserID != "u1" {
 				t.Fatalf("kid %s: UserID = %q", kid, p.UserID)
 			}
 		}
@@ -91,23 +92,23 @@ func TestJWKS(t *testing.T) {
 		p.publish(t, map[string]any{"old": &k.rsa.PublicKey})
 		const gap = 300 * time.Millisecond
 		h := mustNew(t, p.options(gap))
-		authOK(t, h, withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "old", claims(nil))))
+		authtest.OK(t, h, withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "old", claims(nil))))
 
 		// The provider rotates. Within the gap since the last fetch the new
 		// kid is unknown and refused; once the gap is over it triggers a refresh.
 		p.publish(t, map[string]any{"new": &k.rsa2.PublicKey})
 		fresh := withQuery(sign(t, jwt.SigningMethodRS256, k.rsa2, "new", claims(nil)))
-		authRefused(t, h, fresh)
+		authtest.Refused(t, h, fresh)
 		if n := p.fetches.Load(); n != 1 {
 			t.Fatalf("fetches = %d within the gap, want 1", n)
 		}
 		time.Sleep(gap)
-		authOK(t, h, fresh)
+		authtest.OK(t, h, fresh)
 		if n := p.fetches.Load(); n != 2 {
 			t.Fatalf("fetches = %d, want 2 after rotation", n)
 		}
 		// The rotated-out key is gone from the cache with the refresh.
-		authRefused(t, h, withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "old", claims(nil))))
+		authtest.Refused(t, h, withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "old", claims(nil))))
 
 		// A burst of unknown kids right after must not reach the provider.
 		var wg sync.WaitGroup
@@ -152,7 +153,7 @@ func TestJWKS(t *testing.T) {
 		if _, err := h(r); !errors.Is(err, ErrKeySetUnavailable) {
 			t.Fatalf("err = %v, want ErrKeySetUnavailable", err)
 		}
-		if status, _ := send(t, serve(t, h), r); status != http.StatusInternalServerError {
+		if status, _ := authtest.Send(t, authtest.Serve(t, h), r); status != http.StatusInternalServerError {
 			t.Fatalf("status = %d, want 500", status)
 		}
 	})
@@ -164,12 +165,12 @@ func TestJWKS(t *testing.T) {
 		o.JWKSRefresh = time.Millisecond
 		h := mustNew(t, o)
 		tok := sign(t, jwt.SigningMethodRS256, k.rsa, "r", claims(nil))
-		authOK(t, h, withQuery(tok))
+		authtest.OK(t, h, withQuery(tok))
 		p.mu.Lock()
 		p.status = http.StatusServiceUnavailable
 		p.mu.Unlock()
 		time.Sleep(5 * time.Millisecond)
-		authOK(t, h, withQuery(tok))
+		authtest.OK(t, h, withQuery(tok))
 		if n := p.fetches.Load(); n < 2 {
 			t.Fatalf("fetches = %d, want a second (failed) attempt", n)
 		}
@@ -189,7 +190,7 @@ func TestJWKS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		authRefused(t, h, withQuery(s))
+		authtest.Refused(t, h, withQuery(s))
 		if n := evil.fetches.Load(); n != 0 {
 			t.Fatalf("the URL from the token was fetched %d times", n)
 		}

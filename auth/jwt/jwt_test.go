@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/authtest"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -148,7 +149,7 @@ func TestAcceptsEachKeyKind(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := mustNew(t, Options{Algorithms: []string{tc.alg.Alg()}, Key: tc.key})
-			p := authOK(t, h, withQuery(sign(t, tc.alg, tc.sign, "", claims(nil))))
+			p := authtest.OK(t, h, withQuery(sign(t, tc.alg, tc.sign, "", claims(nil))))
 			if p.UserID != "u1" {
 				t.Fatalf("UserID = %q, want u1", p.UserID)
 			}
@@ -221,7 +222,7 @@ func TestAttacksAreRefused(t *testing.T) {
 			rec := &recorder{}
 			tc.opts.Logger = slog.New(rec)
 			h := mustNew(t, tc.opts)
-			authRefused(t, h, withQuery(tc.token))
+			authtest.Refused(t, h, withQuery(tc.token))
 			if got := rec.lastReason(); !errors.Is(got, tc.reason) {
 				t.Fatalf("logged reason %v, want %v", got, tc.reason)
 			}
@@ -262,14 +263,14 @@ func TestLookupOrder(t *testing.T) {
 	t.Run("the default reads the query token before the Authorization header", func(t *testing.T) {
 		r := withQuery(tok)
 		r.Header.Set("Authorization", "Bearer "+other)
-		if p := authOK(t, mustNew(t, base), r); p.UserID != "u1" {
+		if p := authtest.OK(t, mustNew(t, base), r); p.UserID != "u1" {
 			t.Fatalf("UserID = %q, want u1 from the query", p.UserID)
 		}
 	})
 	t.Run("the default reads a Bearer Authorization header", func(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/__ds", nil)
 		r.Header.Set("Authorization", "bearer "+other)
-		if p := authOK(t, mustNew(t, base), r); p.UserID != "u2" {
+		if p := authtest.OK(t, mustNew(t, base), r); p.UserID != "u2" {
 			t.Fatalf("UserID = %q, want u2", p.UserID)
 		}
 	})
@@ -278,7 +279,7 @@ func TestLookupOrder(t *testing.T) {
 		o.Lookup = []string{"header:Authorization", "cookie:session"}
 		r := httptest.NewRequest(http.MethodGet, "/__ds?token="+other, nil)
 		r.AddCookie(&http.Cookie{Name: "session", Value: tok})
-		if p := authOK(t, mustNew(t, o), r); p.UserID != "u1" {
+		if p := authtest.OK(t, mustNew(t, o), r); p.UserID != "u1" {
 			t.Fatalf("UserID = %q, want u1 from the cookie (the query is not configured)", p.UserID)
 		}
 	})
@@ -300,7 +301,7 @@ func TestLookupOrder(t *testing.T) {
 		chained := datasole.Chain(h, func(*http.Request) (*datasole.Principal, error) {
 			return &datasole.Principal{UserID: "next"}, nil
 		})
-		if p := authOK(t, chained, httptest.NewRequest(http.MethodGet, "/__ds", nil)); p.UserID != "next" {
+		if p := authtest.OK(t, chained, httptest.NewRequest(http.MethodGet, "/__ds", nil)); p.UserID != "next" {
 			t.Fatalf("Chain gave %q, want the next handler's principal", p.UserID)
 		}
 	})
@@ -334,7 +335,7 @@ func TestClaimMapping(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Algorithms, tc.opts.Key = []string{"HS256"}, k.hmac
-			p := authOK(t, mustNew(t, tc.opts), withQuery(sign(t, jwt.SigningMethodHS256, k.hmac, "", c)))
+			p := authtest.OK(t, mustNew(t, tc.opts), withQuery(sign(t, jwt.SigningMethodHS256, k.hmac, "", c)))
 			if p.UserID != tc.user || !reflect.DeepEqual(p.Roles, tc.roles) || !reflect.DeepEqual(p.Metadata, tc.metadata) {
 				t.Fatalf("got %+v, want user %q roles %v metadata %v", p, tc.user, tc.roles, tc.metadata)
 			}
@@ -375,9 +376,9 @@ func TestLeeway(t *testing.T) {
 	k := keys()
 	tok := sign(t, jwt.SigningMethodHS256, k.hmac, "", claims(jwt.MapClaims{"exp": time.Now().Add(-5 * time.Second).Unix()}))
 	t.Run("a token expired a few seconds ago passes within the default leeway", func(t *testing.T) {
-		authOK(t, mustNew(t, Options{Algorithms: []string{"HS256"}, Key: k.hmac}), withQuery(tok))
+		authtest.OK(t, mustNew(t, Options{Algorithms: []string{"HS256"}, Key: k.hmac}), withQuery(tok))
 	})
 	t.Run("a negative leeway allows no skew", func(t *testing.T) {
-		authRefused(t, mustNew(t, Options{Algorithms: []string{"HS256"}, Key: k.hmac, Leeway: -1}), withQuery(tok))
+		authtest.Refused(t, mustNew(t, Options{Algorithms: []string{"HS256"}, Key: k.hmac, Leeway: -1}), withQuery(tok))
 	})
 }

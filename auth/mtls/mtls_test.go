@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/authtest"
 )
 
 var (
@@ -90,7 +91,7 @@ func TestProxyHeadersAreRead(t *testing.T) {
 	for _, tc := range cases {
 		t.Run("reads "+tc.name, func(t *testing.T) {
 			tc.opts.TrustedProxies = loopback
-			p := authOK(t, mustNew(t, tc.opts), tc.req)
+			p := authtest.OK(t, mustNew(t, tc.opts), tc.req)
 			if p.UserID != tc.user || !reflect.DeepEqual(p.Roles, tc.roles) || p.Metadata["verified"] != tc.verified {
 				t.Fatalf("got %+v, want user %q roles %v verified %v", p, tc.user, tc.roles, tc.verified)
 			}
@@ -152,7 +153,7 @@ func TestSpoofedAndUnverifiedCertificatesAreRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
-			authRefused(t, mustNew(t, tc.opts), tc.req)
+			authtest.Refused(t, mustNew(t, tc.opts), tc.req)
 		})
 	}
 }
@@ -165,7 +166,7 @@ func TestUntrustedHeadersAreIgnored(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNoCredentials", err)
 	}
 	chained := datasole.Chain(h, datasole.Anonymous)
-	if p := authOK(t, chained, r); p.UserID != "" {
+	if p := authtest.OK(t, chained, r); p.UserID != "" {
 		t.Fatalf("spoofed headers gave user %q", p.UserID)
 	}
 	t.Run("and a trusted request without a certificate has no credentials", func(t *testing.T) {
@@ -182,7 +183,7 @@ func TestUntrustedHeadersAreIgnored(t *testing.T) {
 // with the given policy, and returns a client presenting cert.
 func serveTLS(t *testing.T, h datasole.AuthHandler, auth tls.ClientAuthType, cert issued) (*httptest.Server, *http.Client) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(authEndpoint(h))
+	srv := httptest.NewUnstartedServer(authtest.Endpoint(h))
 	pool := x509.NewCertPool()
 	pool.AddCert(ca().cert)
 	srv.TLS = &tls.Config{ClientAuth: auth, ClientCAs: pool}
