@@ -35,6 +35,7 @@ type Conn struct {
 
 	closeReason string // why the connection ended; guarded by mu
 
+	writer        sync.WaitGroup // the writer goroutine, while there is one
 	inFlight      atomic.Int32
 	rpcs          sync.WaitGroup
 	badFrames     int // touched by the reader only
@@ -153,6 +154,7 @@ func (c *Conn) push(m outMsg) bool {
 	c.queue = append(c.queue, m)
 	if !c.writing {
 		c.writing = true
+		c.writer.Add(1)
 		go c.writeLoop()
 	}
 	c.mu.Unlock()
@@ -162,6 +164,7 @@ func (c *Conn) push(m outMsg) bool {
 // writeLoop drains the queue. It runs only while there is something to
 // write, so an idle connection costs no writer goroutine.
 func (c *Conn) writeLoop() {
+	defer c.writer.Done()
 	var spare []outMsg
 	for {
 		c.mu.Lock()

@@ -296,7 +296,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeConn runs an upgraded connection admitted by Admit until it ends. It
-// blocks; call it from the goroutine that owns the connection.
+// blocks; call it from the goroutine that owns the connection. When it
+// returns, nothing uses ws any more, so an adapter may recycle it.
 func (s *Server) ServeConn(ws WebSocket, a *Admission) {
 	if a == nil || a.s != s || !a.used.CompareAndSwap(false, true) {
 		ws.Close()
@@ -320,6 +321,7 @@ func (s *Server) ServeConn(ws WebSocket, a *Admission) {
 	s.hooks.connected(c)
 	c.readLoop()
 	c.closeNow(CloseGoingAway, "")
+	c.writer.Wait() // the socket is closed: the writer stops at once; after this nothing touches ws
 	s.hub.remove(c)
 	s.release(a) // before the counters move, so a caller seeing them sees the slot free
 	s.hooks.disconnected(c)
