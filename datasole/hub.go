@@ -70,12 +70,6 @@ func (h *hub) tagsOf(c *Conn) []string {
 	return out
 }
 
-func (h *hub) get(id string) *Conn {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.conns[id]
-}
-
 func (h *hub) count() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()

@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -176,5 +175,3 @@ func newNodeID() string {
 	}
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
 }
-
-var errServerClosed = errors.New("datasole: server closed")

@@ -30,7 +30,7 @@ func ForUser(userID string) Scope { return Scope{kind: targetUser, id: userID} }
 // ForTag is the scope of keys only connections carrying a tag (a room) see.
 func ForTag(tag string) Scope { return Scope{kind: targetTag, id: tag} }
 
-func (sc Scope) target() Target { return Target{kind: sc.kind, id: sc.id} }
+func (sc Scope) target() Target { return Target(sc) }
 
 func (sc Scope) String() string {
 	switch sc.kind {
