@@ -4,20 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/datasole/datasole-go/datasole/observertest"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/datasole/client"
-	"github.com/datasole/datasole-go/datasole/protocol"
 	dsotel "github.com/datasole/datasole-go/metrics/otel"
-	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -27,151 +22,21 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// The workload every server test runs, and what it must produce.
+// The shared workload (datasole/observertest) under the names these tests use.
 const (
-	clients      = 3 // M: connections that receive the broadcast
-	okCalls      = 5 // echo
-	failedCalls  = 2 // fail: the handler returns an error
-	unknownCalls = 3 // methods nobody registered, each with its own name
-	events       = 4 // ping
+	clients      = observertest.Clients
+	okCalls      = observertest.OKCalls
+	failedCalls  = observertest.FailedCalls
+	unknownCalls = observertest.UnknownCalls
+	events       = observertest.Events
 )
 
-// garbage is what the raw connection sends: a message too short to be a
-// frame and a text message. Neither starts with a v1 opcode.
-var garbage = []struct {
-	kind   int
-	data   []byte
-	reason string
-}{
-	{websocket.BinaryMessage, []byte{0xEE, 0, 0}, "short"},
-	{websocket.TextMessage, []byte("hello"), "text-message"},
-}
-
-type harness struct {
-	ds  *datasole.Server
-	url string
-}
-
-// startServer runs a datasole server observed by obs on a real loopback
-// port. Only https://app.example may connect from a browser.
-func startServer(t *testing.T, obs datasole.Observer, setup ...func(*datasole.Server)) *harness {
-	t.Helper()
-	ds := datasole.New(datasole.Options{
-		Auth:           datasole.Anonymous,
-		AllowedOrigins: []string{"https://app.example"},
-		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		RateLimit:      datasole.RateLimit{Disabled: true},
-		Observer:       obs,
-	})
-	ds.HandleRPC("echo", func(c *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
-	ds.HandleRPC("fail", func(c *datasole.Context, _ json.RawMessage) (any, error) {
-		return nil, datasole.Errorf("boom")
-	})
-	ds.On("ping", func(*datasole.Context, json.RawMessage) {})
-	for _, f := range setup {
-		f(ds)
-	}
-	hs := httptest.NewServer(ds.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ds.Close(ctx)
-		hs.Close()
-	})
-	return &harness{ds: ds, url: hs.URL}
-}
-
-// runWorkload drives h through the scripted workload and returns once every
-// connection has ended and the server has shut down, so all measurements
-// are in. connections reports the observer's open-connection gauge.
-func runWorkload(t *testing.T, h *harness, connections func() float64) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var received atomic.Int32
-	cs := make([]*client.Client, clients)
-	for i := range cs {
-		c, err := client.Dial(ctx, h.url, client.Options{PingInterval: -1, NoReconnect: true,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatalf("dial: %v", err)
-		}
-		c.On("news", func(json.RawMessage) { received.Add(1) })
-		cs[i] = c
-	}
-	eventually(t, "every client to be counted as connected", func() bool { return connections() == clients })
-
-	for i := range okCalls {
-		if _, err := cs[0].CallRaw(ctx, "echo", i); err != nil {
-			t.Fatalf("echo: %v", err)
-		}
-	}
-	for range failedCalls {
-		if _, err := cs[1].CallRaw(ctx, "fail", nil); err == nil {
-			t.Fatal("fail succeeded")
-		}
-	}
-	for i := range unknownCalls {
-		if _, err := cs[2].CallRaw(ctx, fmt.Sprintf("made-up-%d", i), nil); err == nil {
-			t.Fatal("an unknown method succeeded")
-		}
-	}
-	for range events {
-		if err := cs[0].Emit(ctx, "ping", nil); err != nil {
-			t.Fatalf("emit: %v", err)
-		}
-	}
-	if err := h.ds.Broadcast("news", "hello"); err != nil {
-		t.Fatalf("broadcast: %v", err)
-	}
-	eventually(t, "every client to receive the broadcast", func() bool { return received.Load() == clients })
-
-	u := "ws" + strings.TrimPrefix(h.url, "http") + "/__ds"
-	if _, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {"https://evil.example"}}); err == nil ||
-		resp == nil || resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("upgrade from a foreign origin: %v %v", resp, err)
-	}
-
-	raw, _, err := websocket.DefaultDialer.Dial(u, nil)
-	if err != nil {
-		t.Fatalf("raw dial: %v", err)
-	}
-	raw.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for _, g := range garbage {
-		if err := raw.WriteMessage(g.kind, g.data); err != nil {
-			t.Fatalf("raw send: %v", err)
-		}
-		_, msg, err := raw.ReadMessage()
-		if err != nil {
-			t.Fatalf("no answer to %q: %v", g.data, err)
-		}
-		if f, err := protocol.Decode(msg); err != nil || f.Opcode != protocol.Error {
-			t.Fatalf("answer to %q: %v %v", g.data, f.Opcode, err)
-		}
-	}
-	raw.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	raw.Close()
-
-	for _, c := range cs {
-		c.Close()
-	}
-	eventually(t, "every connection to end", func() bool { return connections() == 0 })
-	if err := h.ds.Close(ctx); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-}
-
-// eventually polls cond until it holds or 5 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var (
+	garbage     = observertest.Garbage
+	startServer = observertest.Start
+	runWorkload = observertest.Run
+	eventually  = observertest.Eventually
+)
 
 // instrumented is an Observer on in-memory metric and span readers.
 type instrumented struct {
@@ -241,7 +106,7 @@ func TestObserverRecordsARealServersWorkload(t *testing.T) {
 	runWorkload(t, h, func() float64 {
 		return float64(sum(t, in.collect(t), "datasole.connections"))
 	})
-	snap := h.ds.Snapshot()
+	snap := h.DS.Snapshot()
 	ms := in.collect(t)
 	op := dsotel.KeyOpcode.String
 	reason := dsotel.KeyReason.String
@@ -262,7 +127,7 @@ func TestObserverRecordsARealServersWorkload(t *testing.T) {
 			{"datasole.frames.in", []attribute.KeyValue{op("RPC_REQ")}, calls},
 			{"datasole.frames.in", []attribute.KeyValue{op("EVENT_C2S")}, events},
 			{"datasole.frames.in", []attribute.KeyValue{op("unknown")}, len(garbage)},
-			{"datasole.bytes.in", []attribute.KeyValue{op("unknown")}, len(garbage[0].data) + len(garbage[1].data)},
+			{"datasole.bytes.in", []attribute.KeyValue{op("unknown")}, len(garbage[0].Data) + len(garbage[1].Data)},
 			{"datasole.frames.out", []attribute.KeyValue{op("RPC_RES")}, calls},
 			{"datasole.frames.out", []attribute.KeyValue{op("EVENT_S2C")}, clients},
 			{"datasole.frames.out", []attribute.KeyValue{op("ERROR")}, len(garbage)},
@@ -367,7 +232,7 @@ func TestRPCSpans(t *testing.T) {
 			})
 		})
 		ctx := context.Background()
-		c, err := client.Dial(ctx, h.url, client.Options{NoReconnect: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		c, err := client.Dial(ctx, h.URL, client.Options{NoReconnect: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
