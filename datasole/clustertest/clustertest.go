@@ -84,7 +84,7 @@ func Start(t *testing.T, n int, newBackend NewBackend, setup func(*datasole.Serv
 }
 
 // Dial connects a client as user to node.
-func Dial(t *testing.T, nd *Node, user string) *client.Client {
+func Dial(t testing.TB, nd *Node, user string) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -365,4 +365,30 @@ func testSessions(t *testing.T, newBackend NewBackend) {
 		var v string
 		return onB.Call(ctx, "sget", nil, &v) == nil && v == "hello"
 	})
+}
+
+// Flow sets key on from to {"n": n} for n = start, start+1, … until the
+// client to holds the latest value, and returns that n. While the store is
+// down a change fails and is tried again; after a bus outage a change
+// published before the subscription came back is repaired by the next one.
+// It fails the test after 20 s.
+func Flow(t testing.TB, from *datasole.Server, to *client.Client, key string, start int) int {
+	t.Helper()
+	ctx := context.Background()
+	want := func(n int) string { return fmt.Sprintf(`{"n":%d}`, n) }
+	deadline := time.Now().Add(20 * time.Second)
+	for n := start; time.Now().Before(deadline); {
+		if err := from.SetState(ctx, key, map[string]int{"n": n}); err != nil {
+			time.Sleep(20 * time.Millisecond) // the store is not back yet
+			continue
+		}
+		for wait := time.Now().Add(200 * time.Millisecond); time.Now().Before(wait); time.Sleep(5 * time.Millisecond) {
+			if v, _, _ := to.StateRaw(key); string(v) == want(n) {
+				return n
+			}
+		}
+		n++
+	}
+	t.Fatalf("changes of %q never reached the client", key)
+	return 0
 }
