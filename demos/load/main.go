@@ -110,6 +110,7 @@ func dialN(addr string, n int) ([]*client.Client, error) {
 	for i := 0; i < n; i++ {
 		c, err := client.Dial(context.Background(), "http://"+addr, client.Options{Logger: quiet, NoReconnect: true})
 		if err != nil {
+			closeAll(cs)
 			return nil, err
 		}
 		cs = append(cs, c)
@@ -117,16 +118,18 @@ func dialN(addr string, n int) ([]*client.Client, error) {
 	return cs, nil
 }
 
+func closeAll(cs []*client.Client) {
+	for _, c := range cs {
+		c.Close()
+	}
+}
+
 func rpc(addr string, n int, d time.Duration) error {
 	cs, err := dialN(addr, n)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
+	defer closeAll(cs)
 	var mu sync.Mutex
 	var lat []time.Duration
 	var calls atomic.Int64
@@ -166,11 +169,7 @@ func broadcast(addr string, n int, d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	}()
+	defer closeAll(cs)
 	var got atomic.Int64
 	for _, c := range cs {
 		c.On("pong", func(json.RawMessage) { got.Add(1) })
