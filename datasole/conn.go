@@ -38,8 +38,9 @@ type Conn struct {
 	writer        sync.WaitGroup // the writer goroutine, while there is one
 	inFlight      atomic.Int32
 	rpcs          sync.WaitGroup
-	badFrames     int // touched by the reader only
-	refusedInARow int // rate-limit refusals in a row; reader only
+	badFrames     int    // touched by the reader only
+	refusedInARow int    // rate-limit refusals in a row; reader only
+	defaultBucket string // rate-limit bucket of frames without a rule of their own
 }
 
 type outKind uint8

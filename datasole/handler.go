@@ -343,7 +343,7 @@ func (s *Server) newConn(ws WebSocket, a *Admission) *Conn {
 	if addr := ws.RemoteAddr(); addr != nil && remote == "" {
 		remote = addr.String()
 	}
-	return &Conn{
+	c := &Conn{
 		s:           s,
 		ws:          ws,
 		batch:       a.batch,
@@ -356,6 +356,8 @@ func (s *Server) newConn(ws WebSocket, a *Admission) *Conn {
 		cancel:      cancel,
 		done:        make(chan struct{}),
 	}
+	c.defaultBucket = bucketPrefix(s.opts.RateLimit.By, c) + "*"
+	return c
 }
 
 func itoa(n uint64) string {

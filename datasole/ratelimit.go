@@ -197,13 +197,21 @@ func (l *BackendLimiter) Allow(ctx context.Context, key string, r Rule) (bool, t
 
 // bucketKey names the bucket a frame of c is counted in.
 func (c *Conn) bucketKey(rule string) string {
-	switch c.s.opts.RateLimit.By {
-	case PerUser:
-		return "u:" + c.userID + ":" + rule
-	case PerIP:
-		return "ip:" + hostOf(c.remoteAddr) + ":" + rule
+	if rule == "*" {
+		return c.defaultBucket // most frames: no string built per frame
 	}
-	return "c:" + c.id + ":" + rule
+	return c.defaultBucket[:len(c.defaultBucket)-1] + rule
+}
+
+// bucketPrefix is the start of c's bucket keys under the configured KeyBy.
+func bucketPrefix(by KeyBy, c *Conn) string {
+	switch by {
+	case PerUser:
+		return "u:" + c.userID + ":"
+	case PerIP:
+		return "ip:" + hostOf(c.remoteAddr) + ":"
+	}
+	return "c:" + c.id + ":"
 }
 
 func hostOf(addr string) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,4 +186,16 @@ func TestConnectionCapsPerUserAndIP(t *testing.T) {
 			t.Fatalf("statuses %v, want %v (2 per user, 3 per IP)", got, want)
 		}
 	}
+}
+
+func BenchmarkMemoryLimiterParallel(b *testing.B) {
+	l := datasole.NewMemoryLimiter()
+	rule := datasole.Rule{Limit: 1 << 30, Window: time.Minute}
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		key := "c:" + strconv.FormatInt(n.Add(1), 10) + ":*"
+		for pb.Next() {
+			l.Allow(context.Background(), key, rule)
+		}
+	})
 }
