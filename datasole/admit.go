@@ -30,7 +30,6 @@ type Admission struct {
 	r         *http.Request
 	principal *Principal
 	ip        string
-	batch     *batchConn // the upgraded connection, when Handler upgraded it
 	used      atomic.Bool
 }
 

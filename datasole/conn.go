@@ -1,23 +1,20 @@
 package datasole
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/datasole/datasole-go/datasole/protocol"
-	"github.com/gorilla/websocket"
 )
 
 // Conn is one client connection (one browser tab, one Go client). It is safe
 // for concurrent use.
 type Conn struct {
 	s           *Server
-	ws          WebSocket
-	batch       *batchConn // coalesces a drain's writes; nil for adapters' own sockets
+	t           transport
+	adm         *Admission
 	id          string
 	userID      string
 	principal   *Principal
@@ -27,24 +24,49 @@ type Conn struct {
 	cancel      context.CancelFunc
 	done        chan struct{} // closed when the connection has ended
 	expiry      *time.Timer   // closes the connection at the principal's ExpiresAt
+	batching    bool          // the peer negotiated datasole.batch.v1
 
 	tags map[string]struct{} // guarded by s.hub.mu
 
-	mu      sync.Mutex // guards the fields below
-	queue   []outMsg
-	writing bool // a writer goroutine is draining queue
-	closed  bool // no more frames are accepted
-	values  map[string]any
+	mu          sync.Mutex // guards the fields below
+	queue       []outMsg
+	queuedBytes int
+	spare       []outMsg
+	writing     bool // a drain is running, scheduled, or waiting for the socket
+	closed      bool // no more frames are accepted
+	values      map[string]any
+	drained     chan struct{} // closed when no RPC is in flight; for shutdown
+	closeReason string        // why the connection ended
+	closeCode   int           // the close code sent or received first
 
-	closeReason string // why the connection ended; guarded by mu
-	closeCode   int    // the close code sent or received first; guarded by mu
+	writer   sync.WaitGroup // writer goroutines of blocking transports
+	inFlight atomic.Int32   // RPCs accepted and not finished
+	queued   atomic.Int32   // of those, waiting for an executor slot
 
-	writer        sync.WaitGroup // the writer goroutine, while there is one
-	inFlight      atomic.Int32
-	rpcs          sync.WaitGroup
-	badFrames     int    // touched by the reader only
-	refusedInARow int    // rate-limit refusals in a row; reader only
+	// Reading and its backpressure.
+	rmu      sync.Mutex  // orders pause against resume
+	paused   atomic.Bool // reading stopped until calls finish
+	resumed  chan struct{}
+	busy     atomic.Bool  // a message is being dispatched
+	lastRead atomic.Int64 // engine clock of the last bytes read
+	retired  atomic.Bool
+	setup    sync.Mutex // held while the connection is being set up
+	opened   bool       // open registered it with the server; guarded by setup
+
+	// Polled sockets only.
+	reading  atomic.Bool // a read drain owns the socket's reads
+	readable atomic.Bool // the poller saw data while reading was owned
+	unsent   atomic.Int64
+	blocked  atomic.Bool  // the socket's buffer is full; the drain waits
+	blockedT atomic.Int64 // engine clock when it filled
+
+	// Touched by the reader only.
+	parser        wsReader
+	leftover      []byte // bytes read but not parsed when reading paused
+	badFrames     int
+	refusedInARow int
 	defaultBucket string // rate-limit bucket of frames without a rule of their own
+	raw           rawBudget
 }
 
 type outKind uint8
@@ -52,6 +74,7 @@ type outKind uint8
 const (
 	outFrame outKind = iota
 	outPing
+	outPong
 	outClose
 )
 
@@ -60,6 +83,7 @@ type outMsg struct {
 	kind outKind
 	op   protocol.Opcode // of data, for metrics
 	code int             // for outClose
+	text string          // for outClose
 }
 
 // ID returns the connection id, unique across the nodes of a cluster.
@@ -124,20 +148,31 @@ func (c *Conn) Send(event string, data any) error {
 // Close closes the connection with a WebSocket close code and reason.
 func (c *Conn) Close(code int, reason string) { c.closeNow(code, reason) }
 
-// enqueue queues one encoded message without blocking. It reports false
-// when the connection no longer takes frames.
+// enqueue queues one encoded message without blocking; fan-out calls it.
+// It reports false when the connection no longer takes frames.
 func (c *Conn) enqueue(op protocol.Opcode, msg []byte) bool {
-	return c.push(outMsg{data: msg, op: op})
+	return c.push(outMsg{data: msg, op: op}, false)
 }
 
-func (c *Conn) push(m outMsg) bool {
+// pushOwn queues a message this connection's own work produced (an RPC
+// reply, a PONG, an ERROR). On a polled socket the calling goroutine writes
+// it at once if no write is in flight: no hand-off for a reply.
+func (c *Conn) pushOwn(op protocol.Opcode, msg []byte) bool {
+	return c.push(outMsg{data: msg, op: op}, true)
+}
+
+// push queues m. inline lets the caller write it itself on a socket whose
+// writes never block.
+func (c *Conn) push(m outMsg, inline bool) bool {
+	o := &c.s.opts
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return false
 	}
-	if len(c.queue) >= c.s.opts.SendQueueSize && m.kind == outFrame {
-		if c.s.opts.SlowConsumer == DropNewest {
+	if m.kind == outFrame && len(c.queue) > 0 &&
+		(len(c.queue) >= o.SendQueueSize || c.queuedBytes+len(m.data) > o.SendQueueBytes) {
+		if o.SlowConsumer == DropNewest {
 			c.mu.Unlock()
 			c.s.obs.SendDropped()
 			return false
@@ -145,11 +180,13 @@ func (c *Conn) push(m outMsg) bool {
 		c.closed = true
 		c.closeReason = "slow-consumer"
 		c.closeCode = ClosePolicyViolation
-		c.queue = nil
+		c.queue, c.queuedBytes = nil, 0
 		c.mu.Unlock()
 		c.s.obs.SendDropped()
-		c.s.logSampled("datasole: closing slow consumer", "conn", c.id, "queue", c.s.opts.SendQueueSize)
-		go c.closeWS(ClosePolicyViolation, "slow consumer")
+		c.s.logSampled("datasole: closing slow consumer", "conn", c.id, "queue", o.SendQueueSize, "queueBytes", o.SendQueueBytes)
+		// Its socket buffer is full: a close frame could not get through.
+		c.cancel()
+		c.t.close()
 		return false
 	}
 	if m.kind == outClose {
@@ -159,72 +196,93 @@ func (c *Conn) push(m outMsg) bool {
 		}
 	}
 	c.queue = append(c.queue, m)
-	if !c.writing {
-		c.writing = true
-		c.writer.Add(1)
-		go c.writeLoop()
-	}
+	c.queuedBytes += len(m.data)
+	start := c.startWriterLocked()
 	c.mu.Unlock()
+	if start {
+		c.startDrain(inline)
+	}
 	return true
 }
 
-// writeLoop drains the queue. It runs only while there is something to
-// write, so an idle connection costs no writer goroutine.
-func (c *Conn) writeLoop() {
-	defer c.writer.Done()
-	var spare []outMsg
+// startWriterLocked marks a drain as started unless one is; c.mu is held.
+// A blocking transport's writer goroutine is counted here, under c.mu, so
+// that retire, which waits for it after marking the connection closed,
+// cannot miss one.
+func (c *Conn) startWriterLocked() bool {
+	if c.writing {
+		return false
+	}
+	c.writing = true
+	if !c.t.nonBlocking() {
+		c.writer.Add(1)
+	}
+	return true
+}
+
+func (c *Conn) startDrain(inline bool) {
+	switch {
+	case !c.t.nonBlocking():
+		go func() {
+			defer c.writer.Done()
+			c.drain()
+		}()
+	case inline:
+		c.drain()
+	default:
+		c.s.eng.flush.add(c)
+	}
+}
+
+// drain writes the queue until it is empty, one write per round: whatever
+// became ready while a write was in flight leaves in the next one.
+func (c *Conn) drain() {
 	for {
 		c.mu.Lock()
-		if len(c.queue) == 0 {
-			c.writing = false
+		if len(c.queue) == 0 || c.blocked.Load() {
+			if !c.blocked.Load() {
+				c.writing = false
+			}
 			c.mu.Unlock()
 			return
 		}
 		batch := c.queue
-		c.queue = spare
+		c.queue, c.spare = c.spare[:0], nil
+		c.queuedBytes = 0
 		c.mu.Unlock()
 
-		deadline := time.Now().Add(c.s.opts.WriteTimeout)
-		c.ws.SetWriteDeadline(deadline)
-		coalesce := c.batch != nil && len(batch) > 1 // one frame needs no copy
-		if coalesce {
-			c.batch.begin()
-		}
-		for i, m := range batch {
-			var err error
-			switch m.kind {
-			case outFrame:
-				err = c.ws.WriteMessage(binaryMessage, m.data)
-				if err == nil {
-					c.s.obs.FrameOut(m.op, len(m.data))
-				}
-			case outPing:
-				err = c.ws.WriteControl(pingMessage, nil, deadline)
-			case outClose:
-				c.ws.WriteControl(closeMessage, formatClose(m.code, "Server shutting down"), deadline)
-				c.flushBatch()
-				c.ws.Close()
-				c.cancel()
-				return
-			}
-			if err != nil {
-				c.setCloseReason("write-error")
-				c.closeNow(CloseGoingAway, "")
-				return
-			}
+		closing, err := c.t.write(c, batch)
+		for i := range batch {
 			batch[i] = outMsg{}
 		}
-		if coalesce {
-			if err := c.batch.flush(); err != nil {
-				c.setCloseReason("write-error")
-				c.closeNow(CloseGoingAway, "")
-				return
-			}
-		}
 		if cap(batch) <= 64 {
-			spare = batch[:0]
-		} else {
-			spare = nil
+			c.mu.Lock()
+			if c.spare == nil {
+				c.spare = batch[:0]
+			}
+			c.mu.Unlock()
+		}
+		if closing || err != nil {
+			if err != nil {
+				c.setCloseReason("write-error")
+			}
+			c.mu.Lock()
+			c.closed = true
+			c.queue = nil
+			c.writing = false
+			c.mu.Unlock()
+			c.cancel()
+			c.t.close()
+			return
+		}
+	}
+}
+
+// countOut records the frames of a written batch.
+func (c *Conn) countOut(batch []outMsg) {
+	for _, m := range batch {
+		if m.kind == outFrame {
+			c.s.obs.FrameOut(m.op, len(m.data))
 		}
 	}
 }
@@ -237,171 +295,184 @@ func (c *Conn) setCloseReason(r string) {
 	c.mu.Unlock()
 }
 
-func (c *Conn) flushBatch() {
-	if c.batch != nil {
-		c.batch.tryFlush()
-	}
-}
-
-// closeNow stops taking frames, sends a close frame and closes the socket.
+// closeNow stops taking frames, drops what is queued, sends a close frame
+// and closes the socket. A second call closes the socket at once.
 func (c *Conn) closeNow(code int, reason string) {
 	c.mu.Lock()
 	if c.closeCode == 0 {
 		c.closeCode = code
 	}
-	already := c.closed && c.queue == nil && !c.writing
+	if c.closed || code == 1006 {
+		c.closed = true
+		c.queue = nil
+		c.mu.Unlock()
+		c.cancel()
+		c.t.close()
+		return
+	}
+	c.closed = true
+	c.queue = append(c.queue[:0], outMsg{kind: outClose, code: code, text: reason})
+	c.queuedBytes = 0
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	c.cancel()
+	if start {
+		c.startDrain(true)
+	}
+}
+
+// closeDead closes a connection without a close frame (a dead peer, a
+// protocol violation already answered), recording why.
+func (c *Conn) closeDead(reason string, code int) {
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeReason, c.closeCode = reason, code
+	}
 	c.closed = true
 	c.queue = nil
 	c.mu.Unlock()
-	if already {
-		c.cancel()
-		c.ws.Close()
-		return
-	}
-	c.closeWS(code, reason)
-}
-
-func (c *Conn) closeWS(code int, reason string) {
-	c.ws.WriteControl(closeMessage, formatClose(code, reason), time.Now().Add(time.Second))
-	c.flushBatch() // the close frame may sit in a batch the writer has open
-	c.ws.Close()
 	c.cancel()
+	c.t.close()
 }
 
 // shutdown lets RPCs in flight finish and queued frames drain, then closes
 // with 1001. It returns when the connection has ended or ctx is done.
 func (c *Conn) shutdown(ctx context.Context) {
-	rpcsDone := make(chan struct{})
-	go func() { c.rpcs.Wait(); close(rpcsDone) }()
-	select {
-	case <-rpcsDone:
-	case <-ctx.Done():
-	case <-c.done:
-		return
-	}
-	c.setCloseReason("shutdown")
-	if !c.push(outMsg{kind: outClose, code: CloseGoingAway}) {
-		c.closeNow(CloseGoingAway, "Server shutting down")
-	}
-	select {
-	case <-c.done:
-	case <-ctx.Done():
-		c.closeNow(CloseGoingAway, "Server shutting down")
-	}
-}
-
-// readLoop runs in the goroutine that serves the connection until it ends.
-func (c *Conn) readLoop() {
-	hb := c.s.opts.HeartbeatInterval
-	alive := func() {
-		if hb > 0 {
-			c.ws.SetReadDeadline(time.Now().Add(2 * hb))
-		}
-	}
-	c.ws.SetReadLimit(c.s.opts.MaxMessageSize)
-	c.ws.SetPongHandler(func(string) error { alive(); return nil })
-	alive()
-	buf := new(bytes.Buffer)
-	for {
-		mt, r, err := c.ws.NextReader()
-		if err != nil {
-			c.noteReadError(err)
-			return
-		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			c.noteReadError(err) // read limit (gorilla has sent 1009) or a broken link
-			return
-		}
-		alive()
-		msg := buf.Bytes()
-		c.s.obs.FrameIn(inboundOpcode(msg), len(msg))
-		if mt != binaryMessage {
-			if ok, _ := c.allow("frame", "", 0); ok {
-				c.refuse(0, "text-message", "text messages are not part of the protocol")
-			}
-		} else {
-			c.handleMessage(msg)
-		}
-		if c.ctx.Err() != nil {
-			return
-		}
-		if buf.Cap() > 64<<10 {
-			buf = new(bytes.Buffer) // do not keep a large buffer for an idle peer
-		}
-	}
-}
-
-// noteReadError records why reading ended: the peer's close code, a
-// message over the read limit (1009), or a broken link (1006).
-func (c *Conn) noteReadError(err error) {
-	reason, code := "closed", 1006
-	var ce *websocket.CloseError
-	switch {
-	case errors.As(err, &ce):
-		code = ce.Code
-	case errors.Is(err, websocket.ErrReadLimit):
-		reason, code = "too-big", CloseMessageTooBig
-	}
 	c.mu.Lock()
-	if c.closeCode == 0 {
-		c.closeReason, c.closeCode = reason, code
+	var idle chan struct{}
+	if c.inFlight.Load() > 0 {
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
+		idle = c.drained
 	}
 	c.mu.Unlock()
-}
-
-func (c *Conn) handleMessage(msg []byte) {
-	f, err := protocol.Decode(msg)
-	if err != nil {
-		if ok, _ := c.allow("frame", "", 0); !ok {
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+		case <-c.done:
 			return
 		}
-		class := "bad-frame"
-		if de, ok := err.(*protocol.DecodeError); ok {
-			class = de.Class
+	}
+	c.setCloseReason("shutdown")
+	if !c.push(outMsg{kind: outClose, code: CloseGoingAway, text: "Server shutting down"}, false) {
+		c.closeNow(CloseGoingAway, "Server shutting down")
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		c.closeNow(CloseGoingAway, "Server shutting down")
+	}
+}
+
+// callDone is called when an RPC of this connection has finished.
+func (c *Conn) callDone() {
+	n := c.inFlight.Add(-1)
+	if n == 0 {
+		c.mu.Lock()
+		if c.drained != nil && c.inFlight.Load() == 0 {
+			close(c.drained)
+			c.drained = nil
 		}
-		c.refuse(0, class, "malformed frame: "+class)
-		return
+		c.mu.Unlock()
 	}
-	switch f.Opcode {
-	case protocol.RPCReq:
-		c.handleRPC(f)
-		return
-	case protocol.EventC2S:
-		c.handleEvent(f)
-		return
-	}
-	if ok, _ := c.allow("frame", "", f.CorrelationID); !ok {
-		return
-	}
-	switch f.Opcode {
-	case protocol.Ping:
-		frame, _ := protocol.AppendFrame(make([]byte, 0, protocol.HeaderSize+4), protocol.Pong, f.CorrelationID, protocol.PongPayload)
-		c.enqueue(protocol.Pong, frame)
-	case protocol.CRDTOp:
-		c.s.hooks.crdtOp(c, f)
-	default:
-		c.s.obs.FrameIgnored(f.Opcode) // s2c opcodes from a client: ignored, as v1 does
+	if int(n) < c.s.opts.MaxInFlight {
+		c.maybeResume()
 	}
 }
 
-// maxBadFrames is how many malformed frames a connection may send before it
-// is closed with 1008.
-const maxBadFrames = 32
+// mustPause reports whether the connection must stop reading: it has
+// MaxInFlight calls running, or a call waiting for an executor slot.
+func (c *Conn) mustPause() bool {
+	return int(c.inFlight.Load()) >= c.s.opts.MaxInFlight || c.queued.Load() > 0
+}
 
-// refuse answers a frame the server could not use with an ERROR frame, counts
-// it, and closes peers that keep sending garbage.
-func (c *Conn) refuse(correlationID uint32, code, message string) {
-	c.s.obs.FrameRefused(code)
-	c.s.logSampled("datasole: refused frame", "conn", c.id, "reason", code)
-	c.sendError(correlationID, protocol.ErrorBody{Message: message, Code: code})
-	c.badFrames++
-	if c.badFrames > maxBadFrames {
-		c.setCloseReason("abuse")
-		c.closeNow(ClosePolicyViolation, "too many malformed frames")
+// pause stops reading unless the reason went away meanwhile; the reader
+// calls it and stops when it returns true.
+func (c *Conn) pause() bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.paused.Store(true)
+	if !c.mustPause() {
+		c.paused.Store(false)
+		return false
+	}
+	return true
+}
+
+// maybeResume restarts reading a paused connection once it may read again.
+func (c *Conn) maybeResume() {
+	if !c.paused.Load() {
+		return
+	}
+	c.rmu.Lock()
+	if !c.paused.Load() || c.mustPause() {
+		c.rmu.Unlock()
+		return
+	}
+	c.paused.Store(false)
+	c.lastRead.Store(c.s.eng.deadlines.now()) // the wait was ours, not the peer's silence
+	c.rmu.Unlock()
+	c.t.resume(c)
+}
+
+// waitUnpaused blocks a goroutine reader while the connection is paused.
+// It returns false when the connection ended.
+func (c *Conn) waitUnpaused() bool {
+	for c.paused.Load() {
+		select {
+		case <-c.resumed:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// heartbeat is the connection's part of a heartbeat tick: close it if the
+// peer has been silent for two intervals, else queue a ping. Data left
+// unread because the server is busy with this connection (reading paused,
+// a handler running) is not silence.
+func (c *Conn) heartbeat(now int64, interval time.Duration) {
+	if c.paused.Load() || c.busy.Load() || c.reading.Load() {
+		c.lastRead.Store(now)
+	} else if now-c.lastRead.Load() > int64(2*interval) {
+		c.closeDead("heartbeat", 1006)
+		return
+	}
+	if c.blocked.Load() && now-c.blockedT.Load() > int64(c.s.opts.WriteTimeout) {
+		c.setCloseReason("write-timeout")
+		c.closeDead("write-timeout", 1006)
+		return
+	}
+	c.push(outMsg{kind: outPing}, false)
+}
+
+// retire ends a connection whose reading has stopped: it stops taking
+// frames, lets a close frame already queued go out (a blocked write gives
+// up within a second), closes the socket, waits for its writer and hands
+// the connection to connClosed. It runs once.
+func (c *Conn) retire() {
+	if !c.retired.CompareAndSwap(false, true) {
+		return
+	}
+	c.setup.Lock() // a socket may end while its setup is still running
+	c.setup.Unlock()
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.t.expire(time.Second)
+	c.writer.Wait() // after this nothing writes to the socket
+	c.t.close()
+	if c.opened {
+		c.s.connClosed(c, c.adm)
+		c.s.wg.Done()
 	}
 }
 
+// sendErrorBody, sendError and sendFrame answer this connection alone.
 func (c *Conn) sendErrorBody(correlationID uint32, message, code string, retryAfterMS int64) {
 	c.sendError(correlationID, protocol.ErrorBody{Message: message, Code: code, RetryAfter: retryAfterMS})
 }
@@ -417,15 +488,6 @@ func (c *Conn) sendFrame(op protocol.Opcode, correlationID uint32, payload []byt
 	if err != nil {
 		return err
 	}
-	c.enqueue(op, msg)
+	c.pushOwn(op, msg)
 	return nil
-}
-
-// inboundOpcode is the opcode of an uncompressed message, 0 otherwise (the
-// opcode of a compressed one is known only after inflating).
-func inboundOpcode(msg []byte) protocol.Opcode {
-	if len(msg) > 0 && protocol.Opcode(msg[0]).Valid() {
-		return protocol.Opcode(msg[0])
-	}
-	return 0
 }

@@ -54,11 +54,13 @@ func (c *Conn) handleEvent(f protocol.Frame) {
 		c.refuse(0, "bad-event", "malformed event")
 		return
 	}
-	if ok, _ := c.allow("event", ev.Event, 0); !ok {
+	if ev.Event == "" || utf16Len(ev.Event) > c.s.opts.MaxEventNameLength {
+		if ok, _ := c.allow("event", "", 0); ok {
+			c.refuse(0, "bad-event-name", "event name empty or too long")
+		}
 		return
 	}
-	if ev.Event == "" || utf16Len(ev.Event) > c.s.opts.MaxEventNameLength {
-		c.refuse(0, "bad-event-name", "event name empty or too long")
+	if ok, _ := c.allow("event", ev.Event, 0); !ok {
 		return
 	}
 	v, ok := c.s.events.handlers.Load(ev.Event)

@@ -2,18 +2,25 @@ package datasole
 
 import "time"
 
-// runHeartbeat pings every connection each HeartbeatInterval; a peer silent
-// for two intervals is closed by its read deadline.
+// runHeartbeat checks every connection each HeartbeatInterval: a peer
+// silent for two intervals is closed ("heartbeat"), the others get a ping.
+// The tick starts no goroutine per connection: pings of polled sockets are
+// written by the flushers.
 func (s *Server) runHeartbeat() {
 	defer s.heartbeat.Done()
-	t := time.NewTicker(s.opts.HeartbeatInterval)
+	iv := s.opts.HeartbeatInterval
+	e := s.engine()
+	t := time.NewTicker(iv)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
 		case <-t.C:
-			s.hub.each(func(c *Conn) { c.push(outMsg{kind: outPing}) })
+			now := e.deadlines.now()
+			for _, c := range s.hub.all() {
+				c.heartbeat(now, iv)
+			}
 		}
 	}
 }

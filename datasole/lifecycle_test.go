@@ -15,6 +15,7 @@ import (
 
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/datasole/client"
+	"github.com/datasole/datasole-go/datasole/protocol"
 	"github.com/gorilla/websocket"
 )
 
@@ -141,15 +142,18 @@ func TestSlowConsumerIsClosedWhileHealthyOnesKeepReceiving(t *testing.T) {
 
 func TestGracefulClose(t *testing.T) {
 	started := make(chan struct{})
+	release := make(chan struct{})
 	ts := startServer(t, datasole.Options{}, func(ds *datasole.Server) {
 		ds.HandleRPC("work", func(c *datasole.Context, _ json.RawMessage) (any, error) {
 			close(started)
-			time.Sleep(150 * time.Millisecond)
+			<-release
 			return "finished", nil
 		})
 	})
 	c := dial(t, ts.url, client.Options{NoReconnect: true})
 	raw := dialRaw(t, ts.url, nil)
+	raw.sendFrame(protocol.Ping, 1, "null") // a round trip: the server has attached it
+	raw.next(protocol.Pong)
 	res := make(chan string, 1)
 	go func() {
 		var s string
@@ -162,7 +166,18 @@ func TestGracefulClose(t *testing.T) {
 	<-started
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := ts.ds.Close(ctx); err != nil {
+	closed := make(chan error, 1)
+	go func() { closed <- ts.ds.Close(ctx) }()
+	// New upgrades are refused as soon as Close has begun.
+	eventually(t, "upgrades to be refused", func() bool {
+		ws, resp, err := websocket.DefaultDialer.Dial("ws"+ts.url[4:]+"/__ds", nil)
+		if err == nil {
+			ws.Close()
+		}
+		return resp != nil && resp.StatusCode == http.StatusServiceUnavailable
+	})
+	close(release) // the call in flight finishes during the graceful close
+	if err := <-closed; err != nil {
 		t.Fatalf("close: %v", err)
 	}
 	if got := <-res; got != "finished" {
@@ -174,17 +189,19 @@ func TestGracefulClose(t *testing.T) {
 	if ts.ds.ConnectionCount() != 0 {
 		t.Fatal("connections left after Close")
 	}
-	// New upgrades are refused.
-	_, resp, err := websocket.DefaultDialer.Dial("ws"+ts.url[4:]+"/__ds", nil)
-	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("upgrade after Close: %v %v", resp, err)
-	}
 }
 
+// A peer that answers no ping is closed after two intervals; one that
+// answers stays through many intervals. The test waits on pings, not on
+// the clock.
 func TestHeartbeatClosesDeadPeers(t *testing.T) {
-	ts := startServer(t, datasole.Options{HeartbeatInterval: 50 * time.Millisecond}, nil)
+	gone := make(chan struct{}, 4)
+	ts := startServer(t, datasole.Options{HeartbeatInterval: 20 * time.Millisecond}, func(ds *datasole.Server) {
+		ds.OnDisconnect(func(*datasole.Conn) { gone <- struct{}{} })
+	})
 	r := dialRaw(t, ts.url, nil)
-	// Answer no pings: gorilla answers them only while reading, so don't read.
+	// Answer no pings (gorilla answers them only while reading, and its
+	// default handler is replaced).
 	r.ws.SetPingHandler(func(string) error { return nil })
 	go func() {
 		for {
@@ -193,18 +210,51 @@ func TestHeartbeatClosesDeadPeers(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, "the silent peer to be closed", func() bool { return ts.ds.ConnectionCount() == 0 && ts.ds.Snapshot().ConnectionsClosed == 1 })
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the silent peer was not closed")
+	}
+	if n := ts.ds.Snapshot().Closes["heartbeat"]; n != 1 {
+		t.Fatalf("closes by heartbeat: %d, want 1 (%v)", n, ts.ds.Snapshot().Closes)
+	}
 
-	// A live client answers pings and stays.
-	c := dial(t, ts.url, client.Options{PingInterval: -1})
-	time.Sleep(250 * time.Millisecond)
-	if c.State() != client.Connected || ts.ds.ConnectionCount() != 1 {
-		t.Fatal("a live client was closed by the heartbeat")
+	// A live peer answers pings and stays: count 10 pings, five times the
+	// two intervals after which a silent peer is closed.
+	live := dialRaw(t, ts.url, nil)
+	pings := make(chan struct{}, 16)
+	live.ws.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return live.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := live.ws.ReadMessage(); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+	for i := 0; i < 10; i++ {
+		select {
+		case <-pings:
+		case err := <-readErr:
+			t.Fatalf("a live peer was closed after %d pings: %v", i, err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no ping")
+		}
+	}
+	select {
+	case <-gone:
+		t.Fatal("a live peer was closed by the heartbeat")
+	default:
 	}
 }
 
 func TestUpgradeRefusals(t *testing.T) {
 	authErr := errors.New("ldap down")
+	gone := make(chan struct{}, 16)
 	ts := startServer(t, datasole.Options{
 		MaxConnections: 2,
 		AllowedOrigins: []string{"https://app.example.com", "https://*.trusted.dev"},
@@ -223,11 +273,26 @@ func TestUpgradeRefusals(t *testing.T) {
 			}
 			return nil, datasole.ErrUnauthorized
 		},
-	}, nil)
+	}, func(ds *datasole.Server) {
+		ds.OnDisconnect(func(*datasole.Conn) { gone <- struct{}{} })
+	})
+	// waitGone waits until the server has retired n connections (and given
+	// their slots back).
+	waitGone := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-gone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("a closed connection was not retired")
+			}
+		}
+	}
 	status := func(query string, hdr http.Header) int {
 		ws, resp, err := websocket.DefaultDialer.Dial("ws"+ts.url[4:]+"/__ds"+query, hdr)
 		if err == nil {
 			ws.Close()
+			waitGone(1)
 			return 101
 		}
 		if resp == nil {
@@ -262,26 +327,23 @@ func TestUpgradeRefusals(t *testing.T) {
 		})
 	}
 	t.Run("over the connection limit is refused with 503 before upgrading", func(t *testing.T) {
-		// Earlier subtests' connections free their slots asynchronously:
-		// retry until both fit.
-		dialWhenFree := func() *client.Client {
-			var c *client.Client
-			eventually(t, "a free slot", func() bool {
-				var err error
-				c, err = client.Dial(context.Background(), ts.url, client.Options{Token: "good", Logger: discardLogger()})
-				return err == nil
-			})
-			t.Cleanup(func() { c.Close() })
+		open := func() *client.Client {
+			c, err := client.Dial(context.Background(), ts.url, client.Options{Token: "good", Logger: discardLogger(), NoReconnect: true})
+			if err != nil {
+				t.Fatal(err)
+			}
 			return c
 		}
-		a := dialWhenFree()
-		b := dialWhenFree()
+		a, b := open(), open()
 		if got := status("?token=good", nil); got != 503 {
 			t.Fatalf("status %d, want 503", got)
 		}
 		a.Close()
 		b.Close()
-		eventually(t, "slots to free", func() bool { return status("?token=good", nil) == 101 })
+		waitGone(2)
+		if got := status("?token=good", nil); got != 101 {
+			t.Fatalf("status %d after the slots were freed, want 101", got)
+		}
 	})
 	t.Run("a plain GET on the path asks for an upgrade", func(t *testing.T) {
 		resp, err := http.Get(ts.url + "/__ds")

@@ -56,13 +56,19 @@ type Options struct {
 	// executor). When all are busy, connections stop reading until one
 	// finishes: backpressure instead of unbounded goroutines. Default 1024.
 	MaxHandlers int
-	// MaxInFlight bounds RPCs in flight per connection; calls beyond it are
-	// answered at once with error code -32003. Default 64.
+	// MaxInFlight bounds the RPCs running per connection. A connection
+	// that has MaxInFlight calls running is not read until one finishes:
+	// its further calls wait in the socket (backpressure), none is
+	// refused. Default 64.
 	MaxInFlight int
 
 	// SendQueueSize bounds the frames waiting to be written to one
 	// connection. Default 1024.
 	SendQueueSize int
+	// SendQueueBytes bounds the bytes of the frames waiting to be written
+	// to one connection; a single frame larger than it still passes an
+	// empty queue. Default 1 MiB.
+	SendQueueBytes int
 	// SlowConsumer says what happens when a send queue is full. Default
 	// CloseSlowConsumer.
 	SlowConsumer SlowConsumerPolicy
@@ -188,6 +194,7 @@ func (o Options) withDefaults() (Options, error) {
 	c.nonNegative("Options.MaxHandlers", int64(o.MaxHandlers), o.MaxHandlers)
 	c.nonNegative("Options.MaxInFlight", int64(o.MaxInFlight), o.MaxInFlight)
 	c.nonNegative("Options.SendQueueSize", int64(o.SendQueueSize), o.SendQueueSize)
+	c.nonNegative("Options.SendQueueBytes", int64(o.SendQueueBytes), o.SendQueueBytes)
 	c.nonNegative("Options.WriteTimeout", int64(o.WriteTimeout), o.WriteTimeout)
 	c.offOrPositive("Options.HeartbeatInterval", int64(o.HeartbeatInterval), o.HeartbeatInterval)
 	switch {
@@ -229,6 +236,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SendQueueSize == 0 {
 		o.SendQueueSize = 1024
+	}
+	if o.SendQueueBytes == 0 {
+		o.SendQueueBytes = 1 << 20
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = 10 * time.Second

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/datasole/datasole-go/datasole/protocol"
 )
@@ -30,14 +31,32 @@ func (s *Server) HandleRPC(method string, fn RPCFunc) error {
 	return nil
 }
 
+// maxEchoedCorrelation caps the body correlationId echoed in a reply: the
+// stock client sends a small number; anything longer is not echoed.
+const maxEchoedCorrelation = 32
+
 func (c *Conn) handleRPC(f protocol.Frame) {
 	id := f.CorrelationID
 	var req protocol.RPCRequest
 	err := json.Unmarshal(f.Payload, &req)
+	if len(req.CorrelationID) > maxEchoedCorrelation {
+		req.CorrelationID = nil
+	}
+	if utf16Len(req.Method) > c.s.opts.MaxEventNameLength {
+		// No method this long can be registered: answer without looking
+		// it up, charging it to the default bucket, and never echo it.
+		if ok, retry := c.allow("rpc", "", id); !ok {
+			c.s.obs.RPCRefused("", "rate-limited")
+			c.replyError(id, req.CorrelationID, rateLimited(retry))
+			return
+		}
+		c.s.obs.RPCRefused("", "not-found")
+		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeMethodNotFound, Message: "Method not found"})
+		return
+	}
 	if ok, retry := c.allow("rpc", req.Method, id); !ok {
 		c.s.obs.RPCRefused(req.Method, "rate-limited")
-		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeRateLimited, Message: "Rate limit exceeded",
-			Data: map[string]int64{"retryAfter": retry.Milliseconds()}})
+		c.replyError(id, req.CorrelationID, rateLimited(retry))
 		return
 	}
 	if err != nil || req.Method == "" {
@@ -49,68 +68,87 @@ func (c *Conn) handleRPC(f protocol.Frame) {
 	v, ok := c.s.rpcs.Load(req.Method)
 	if !ok {
 		c.s.obs.RPCRefused(req.Method, "not-found")
-		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeMethodNotFound, Message: "Method not found: " + req.Method})
+		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeMethodNotFound, Message: "Method not found"})
 		return
 	}
-	if int(c.inFlight.Add(1)) > c.s.opts.MaxInFlight {
-		c.inFlight.Add(-1)
-		c.s.obs.RPCRefused(req.Method, "overloaded")
-		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeOverloaded, Message: "Too many calls in flight"})
-		return
-	}
-	c.rpcs.Add(1)
-	select {
-	case c.s.exec <- struct{}{}: // wait for an executor slot: backpressure
-	case <-c.ctx.Done():
-		c.inFlight.Add(-1)
-		c.rpcs.Done()
-		return
-	}
-	go func() {
-		defer func() {
-			<-c.s.exec
-			c.inFlight.Add(-1)
-			c.rpcs.Done()
-		}()
-		c.runRPC(v.(RPCFunc), id, req)
-	}()
+	call := &rpcCall{c: c, fn: v.(RPCFunc), id: id, method: req.Method, corr: req.CorrelationID, params: req.Params}
+	c.inFlight.Add(1)
+	c.s.eng.exec.submit(call)
 }
 
-func (c *Conn) runRPC(fn RPCFunc, id uint32, req protocol.RPCRequest) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.s.opts.RPCTimeout)
-	defer cancel()
-	ctx, done := c.s.obs.StartRPC(ctx, req.Method)
-	var replied atomic.Bool
-	// Answer at the deadline even if the handler ignores its context.
-	stop := context.AfterFunc(ctx, func() {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) && replied.CompareAndSwap(false, true) {
-			done("timeout")
-			c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeTimeout, Message: "RPC timeout: " + req.Method})
-		}
-	})
-	params := req.Params
+func rateLimited(retry time.Duration) *Error {
+	return &Error{Code: protocol.CodeRateLimited, Message: "Rate limit exceeded",
+		Data: map[string]int64{"retryAfter": retry.Milliseconds()}}
+}
+
+// rpcCall is one RPC in flight: the request, the handler's context and
+// its place in the server's deadline list, in one allocation.
+type rpcCall struct {
+	c      *Conn
+	fn     RPCFunc
+	id     uint32
+	method string
+	corr   json.RawMessage
+	params json.RawMessage
+
+	ctx     rpcCtx
+	hctx    Context
+	replied atomic.Bool
+	obsDone func(outcome string)
+
+	// The deadline list; guarded by the list's lock.
+	prev, next *rpcCall
+	deadline   int64
+	linked     bool
+}
+
+// run runs the handler on an executor goroutine and replies, unless the
+// deadline already did.
+func (call *rpcCall) run() {
+	c := call.c
+	s := c.s
+	defer c.callDone()
+	call.ctx.parent = c.ctx
+	call.ctx.deadline = time.Now().Add(s.opts.RPCTimeout)
+	ctx, done := s.obs.StartRPC(&call.ctx, call.method)
+	call.obsDone = done
+	call.ctx.deadline = s.eng.deadlines.add(call)
+	params := call.params
 	if len(params) == 0 {
 		params = json.RawMessage("null")
 	}
-	result, err := c.invoke(fn, &Context{Context: ctx, conn: c}, params, req.Method)
-	stop()
-	if !replied.CompareAndSwap(false, true) {
+	call.hctx = Context{Context: ctx, conn: c}
+	result, err := c.invoke(call.fn, &call.hctx, params, call.method)
+	s.eng.deadlines.remove(call)
+	call.ctx.release()
+	if !call.replied.CompareAndSwap(false, true) {
 		return
 	}
 	if err != nil {
 		done(outcomeOf(err))
-		c.replyError(id, req.CorrelationID, c.s.publicError(err, req.Method, c.id))
+		c.replyError(call.id, call.corr, s.publicError(err, call.method, c.id))
 		return
 	}
 	raw, err := marshalResult(result)
 	if err != nil {
-		c.s.log.Error("datasole: cannot encode RPC result", "method", req.Method, "err", err)
+		s.log.Error("datasole: cannot encode RPC result", "method", call.method, "err", err)
 		done("error")
-		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeInternal, Message: "Internal error"})
+		c.replyError(call.id, call.corr, &Error{Code: protocol.CodeInternal, Message: "Internal error"})
 		return
 	}
 	done("ok")
-	c.reply(id, protocol.RPCResponse{CorrelationID: req.CorrelationID, Result: raw})
+	c.reply(call.id, protocol.RPCResponse{CorrelationID: call.corr, Result: raw})
+}
+
+// expire answers a call at its deadline, whether or not its handler
+// returns, and cancels the handler's context. It runs on the deadline
+// goroutine.
+func (call *rpcCall) expire() {
+	call.ctx.cancel(context.DeadlineExceeded)
+	if call.replied.CompareAndSwap(false, true) {
+		call.obsDone("timeout")
+		call.c.replyError(call.id, call.corr, &Error{Code: protocol.CodeTimeout, Message: "RPC timeout: " + call.method})
+	}
 }
 
 func outcomeOf(err error) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,10 +88,10 @@ func TestRPC(t *testing.T) {
 			t.Fatalf("error data = %s", got)
 		}
 	})
-	t.Run("an unknown method gets -32601 Method not found", func(t *testing.T) {
+	t.Run("an unknown method gets -32601 Method not found, without its name echoed", func(t *testing.T) {
 		_, err := c.CallRaw(ctx, "nope", nil)
 		var e *datasole.Error
-		if !errors.As(err, &e) || e.Code != protocol.CodeMethodNotFound || e.Message != "Method not found: nope" {
+		if !errors.As(err, &e) || e.Code != protocol.CodeMethodNotFound || e.Message != "Method not found" {
 			t.Fatalf("nope: got %v", err)
 		}
 	})
@@ -175,28 +176,86 @@ func TestRPCConcurrentCallsAreMatchedByCorrelationID(t *testing.T) {
 	}
 }
 
-func TestRPCInFlightLimitAnswersOverloaded(t *testing.T) {
+// At MaxInFlight calls running, a connection is not read until one
+// finishes: the next call waits in the socket and is answered, not refused.
+func TestRPCInFlightLimitIsBackpressureNotRefusal(t *testing.T) {
 	release := make(chan struct{})
+	started := make(chan struct{}, 3)
+	var running, peak atomic.Int32
 	ts := startServer(t, datasole.Options{MaxInFlight: 2}, func(ds *datasole.Server) {
 		ds.HandleRPC("block", func(c *datasole.Context, _ json.RawMessage) (any, error) {
+			n := running.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			started <- struct{}{}
 			<-release
+			running.Add(-1)
 			return "ok", nil
 		})
 	})
 	c := dial(t, ts.url, client.Options{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.CallRaw(context.Background(), "block", nil) }()
+	results := make(chan error, 3)
+	for range 3 {
+		go func() {
+			raw, err := c.CallRaw(context.Background(), "block", nil)
+			if err == nil && string(raw) != `"ok"` {
+				err = fmt.Errorf("result %s", raw)
+			}
+			results <- err
+		}()
 	}
-	eventually(t, "two calls in flight", func() bool { return ts.ds.Snapshot().RPCCalls == 2 })
-	_, err := c.CallRaw(context.Background(), "block", nil)
-	var e *datasole.Error
-	if !errors.As(err, &e) || e.Code != protocol.CodeOverloaded {
-		t.Fatalf("third call: got %v, want -32003", err)
-	}
+	<-started
+	<-started
+	// Two calls run; the third is read only when one of them finishes.
+	release <- struct{}{}
+	<-started
 	close(release)
-	wg.Wait()
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatalf("a call failed: %v", err)
+		}
+	}
+	if p := peak.Load(); p != 2 {
+		t.Fatalf("peak %d calls running on the connection, want MaxInFlight=2", p)
+	}
+}
+
+// A stock-style v1 client fires 1,000 calls at once (Promise.all) on one
+// connection: every call is answered with its result, none is refused, while
+// at most MaxInFlight run at once and at most MaxHandlers across the server.
+func TestThousandConcurrentCallsFromOneV1Connection(t *testing.T) {
+	var running, peak atomic.Int32
+	ts := startServer(t, datasole.Options{MaxHandlers: 8, RateLimit: datasole.RateLimit{Disabled: true}}, func(ds *datasole.Server) {
+		ds.HandleRPC("double", func(c *datasole.Context, p json.RawMessage) (any, error) {
+			n := running.Add(1)
+			for q := peak.Load(); n > q && !peak.CompareAndSwap(q, n); q = peak.Load() {
+			}
+			defer running.Add(-1)
+			var v int
+			json.Unmarshal(p, &v)
+			return v * 2, nil
+		})
+	})
+	r := dialRaw(t, ts.url, nil)
+	const calls = 1000
+	for i := 1; i <= calls; i++ {
+		r.sendFrame(protocol.RPCReq, uint32(i), fmt.Sprintf(`{"method":"double","params":%d,"correlationId":%d}`, i, i))
+	}
+	seen := make(map[uint32]bool, calls)
+	for len(seen) < calls {
+		f := r.next(protocol.RPCRes)
+		res := decodeJSON[protocol.RPCResponse](t, f.Payload)
+		if res.Error != nil {
+			t.Fatalf("call %d: error %d %s", f.CorrelationID, res.Error.Code, res.Error.Message)
+		}
+		if want := fmt.Sprint(2 * f.CorrelationID); string(res.Result) != want || seen[f.CorrelationID] {
+			t.Fatalf("call %d: result %s (want %s), seen before %v", f.CorrelationID, res.Result, want, seen[f.CorrelationID])
+		}
+		seen[f.CorrelationID] = true
+	}
+	if p := peak.Load(); p > 8 {
+		t.Fatalf("%d handlers ran at once, over MaxHandlers=8", p)
+	}
 }
 
 func TestRPCLargePayloadsAreCompressedBothWays(t *testing.T) {

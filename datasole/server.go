@@ -54,6 +54,7 @@ type Server struct {
 	closeMu   sync.Mutex
 	wg        sync.WaitGroup // connection goroutines
 	heartbeat sync.WaitGroup
+	eng       engine // connection machinery (engine.go)
 }
 
 // New returns a server configured by opts, or the errors of every invalid
@@ -224,6 +225,7 @@ func (s *Server) Close(ctx context.Context) error {
 		<-finished
 		err = ctx.Err()
 	}
+	s.stopEngine(ctx)
 	s.closeSessions()
 	return err
 }

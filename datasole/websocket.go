@@ -28,6 +28,7 @@ const (
 	binaryMessage = 2
 	closeMessage  = 8
 	pingMessage   = 9
+	pongMessage   = 10
 )
 
 // Close codes used by the server.
