@@ -157,6 +157,10 @@ func (r *wsReader) header(b []byte) (int, bool, error) {
 	need := 2
 	for {
 		if r.nhdr >= 2 {
+			if r.hdr[1]&0x80 == 0 {
+				r.nhdr = 0
+				return taken, false, errWSUnmasked // refused before waiting for a mask
+			}
 			need = headerLen(r.hdr[1])
 		}
 		if r.nhdr >= need {
