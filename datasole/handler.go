@@ -135,6 +135,36 @@ func selectSubprotocol(r *http.Request) string {
 	return ""
 }
 
+// ErrBadHandshake is returned by Handshake for an upgrade request that is
+// not a well-formed WebSocket handshake; answer it with 400.
+var ErrBadHandshake = errors.New("datasole: not a WebSocket handshake")
+
+// Handshake checks that the admitted request is a WebSocket opening
+// handshake the server accepts (GET, Connection: upgrade, Upgrade:
+// websocket, version 13, a 16-byte Sec-WebSocket-Key) and returns the
+// headers of the 101 response: Upgrade, Connection, Sec-WebSocket-Accept
+// and, when negotiated, Sec-WebSocket-Protocol. Adapters that upgrade by
+// themselves send them, then call ServeUpgraded. On an error, answer 400
+// and Release the admission.
+func (a *Admission) Handshake() (http.Header, error) {
+	r := a.r
+	key := r.Header.Get("Sec-Websocket-Key")
+	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 ||
+		r.Method != http.MethodGet || !websocket.IsWebSocketUpgrade(r) || r.Header.Get("Sec-Websocket-Version") != "13" {
+		a.s.obs.UpgradeRejected("handshake")
+		return nil, ErrBadHandshake
+	}
+	h := http.Header{
+		"Upgrade":              {"websocket"},
+		"Connection":           {"Upgrade"},
+		"Sec-Websocket-Accept": {AcceptKey(key)},
+	}
+	if sp := a.Subprotocol(); sp != "" {
+		h["Sec-Websocket-Protocol"] = []string{sp}
+	}
+	return h, nil
+}
+
 // AcceptKey returns the Sec-WebSocket-Accept value for a client's
 // Sec-WebSocket-Key (RFC 6455 §4.2.2), for adapters that write the 101
 // response themselves.
@@ -199,6 +229,7 @@ func (s *Server) serveNet(conn net.Conn, a *Admission) {
 		conn.Close()
 		return
 	}
+	conn.SetDeadline(time.Time{}) // deadlines an HTTP server left on the socket
 	t := &netTransport{conn: conn, timeout: s.opts.WriteTimeout}
 	c := s.newConn(t, a, conn.RemoteAddr().String(), a.Subprotocol() == protocol.SubprotocolBatch)
 	if !s.open(c, a) {

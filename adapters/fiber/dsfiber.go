@@ -14,10 +14,14 @@
 // Fiber runs on fasthttp, not net/http, so the upgrade cannot go through
 // ds.Handler(). Mount converts the request once to an *http.Request, runs
 // the server's checks on it (Origin, connection caps, the auth handler)
-// with ds.Admit, and only then upgrades with gofiber/contrib/websocket and
-// hands the connection to ds.ServeConn. Every datasole auth handler
-// therefore works here unchanged. Assets and the other non-upgrade requests
-// on the datasole path are served by ds.Handler() through fasthttpadaptor.
+// with ds.Admit, and only then answers the WebSocket handshake (101, with
+// the headers ds's Admission.Handshake returns), hijacks the connection
+// and hands fasthttp's raw socket to ds.ServeUpgraded. A TCP socket is
+// then read by the server's poller, so an idle connection holds no
+// goroutine; other sockets (TLS) are served by a goroutine. Every datasole
+// auth handler works here unchanged. Assets and the other non-upgrade
+// requests on the datasole path are served by ds.Handler() through
+// fasthttpadaptor.
 //
 // Middleware order: recover, logger, CORS and compress may come before
 // Mount (compress encodes the assets; the 101 upgrade has no body to
@@ -28,29 +32,20 @@ package dsfiber
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/datasole/datasole-go/datasole"
-	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
 
-// Both the contrib connection and the fasthttp one it embeds are what the
-// core needs; the adapter hands the core the inner one (see serve).
-var (
-	_ datasole.WebSocket = (*websocket.Conn)(nil)
-	_ datasole.WebSocket = websocket.Conn{}.Conn
-)
-
-// handshakeTimeout bounds the upgrade handshake, as in the core's upgrader.
-// It is also how long an admission waits for fasthttp to run the upgraded
-// connection before its slot is given back (see serveUpgrade).
+// handshakeTimeout is how long an admission waits for fasthttp to run the
+// upgraded connection before its slot is given back (see serveUpgrade).
 const handshakeTimeout = 10 * time.Second
 
 // Config configures Mount. The zero value is usable.
@@ -94,26 +89,14 @@ func Mount(ds *datasole.Server, config ...Config) fiber.Handler {
 	if len(config) > 0 {
 		m.cfg = config[0]
 	}
-	m.upgrade = websocket.New(m.serve, websocket.Config{
-		HandshakeTimeout: handshakeTimeout,
-		// Like the core's upgrader: pooled write buffers so idle
-		// connections hold none, and no permessage-deflate (protocol v1
-		// forbids it). Origins stays empty (any): the Origin policy is the
-		// server's, applied by Admit before the upgrade.
-		ReadBufferSize:  1024,
-		WriteBufferSize: 4096,
-		WriteBufferPool: &sync.Pool{},
-		RecoverHandler:  m.recover,
-	})
 	return m.handle
 }
 
 type mount struct {
-	ds      *datasole.Server
-	cfg     Config
-	path    string
-	assets  fasthttp.RequestHandler
-	upgrade fiber.Handler
+	ds     *datasole.Server
+	cfg    Config
+	path   string
+	assets fasthttp.RequestHandler
 }
 
 func (m *mount) handle(c *fiber.Ctx) error {
@@ -121,16 +104,31 @@ func (m *mount) handle(c *fiber.Ctx) error {
 	if p != m.path && !strings.HasPrefix(p, m.path+"/") || m.cfg.Next != nil && m.cfg.Next(c) {
 		return c.Next()
 	}
-	if p != m.path || !websocket.IsWebSocketUpgrade(c) {
+	if p != m.path || !isUpgrade(c) {
 		m.assets(c.Context())
 		return nil
 	}
 	return m.serveUpgrade(c)
 }
 
+// isUpgrade reports whether c asks for a WebSocket upgrade (the Connection
+// and Upgrade tokens); the rest of the handshake is checked after Admit.
+func isUpgrade(c *fiber.Ctx) bool {
+	return hasToken(c.Get(fiber.HeaderConnection), "upgrade") && hasToken(c.Get(fiber.HeaderUpgrade), "websocket")
+}
+
+func hasToken(header, token string) bool {
+	for t := range strings.SplitSeq(header, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
 // serveUpgrade admits the request and upgrades it. Nothing is upgraded
 // unless Admit said yes, and the admission's slot is given back on every
-// path where the connection does not reach ServeConn.
+// path where the connection does not reach ServeUpgraded.
 func (m *mount) serveUpgrade(c *fiber.Ctx) error {
 	r, err := request(c)
 	if err != nil {
@@ -145,18 +143,44 @@ func (m *mount) serveUpgrade(c *fiber.Ctx) error {
 	if err != nil {
 		return refuse(c, err)
 	}
-	// fasthttp runs the upgraded connection after this handler returns,
-	// and not at all when it cannot write the 101 response. The timer gives
-	// the slot back in that case; should it fire first after all, ServeConn
-	// finds the admission spent and closes the connection.
-	up := &upgrade{a: a, timer: time.AfterFunc(handshakeTimeout, a.Release)}
-	c.Locals(upgradeKey, up) // contrib/websocket copies Locals into its Conn
-	if err := m.upgrade(c); err != nil {
-		up.timer.Stop()
+	hdr, err := a.Handshake()
+	if err != nil {
 		a.Release()
-		return err
+		return c.Status(http.StatusBadRequest).SendString(http.StatusText(http.StatusBadRequest))
 	}
+	// fasthttp runs the hijack handler after the 101 is written, and not
+	// at all when it cannot write it. The timer gives the slot back in
+	// that case; should it fire first after all, ServeUpgraded finds the
+	// admission spent and closes the connection.
+	timer := time.AfterFunc(handshakeTimeout, a.Release)
+	raw := c.Context().Conn() // the socket itself, not fasthttp's reader over it
+	c.Status(fiber.StatusSwitchingProtocols)
+	for k, v := range hdr {
+		c.Set(k, v[0])
+	}
+	c.Context().Hijack(func(hijacked net.Conn) {
+		timer.Stop()
+		if sentEarly(raw, hijacked) {
+			// The client sent frames before it saw the 101; they sit in
+			// fasthttp's reader, out of the engine's reach. Refuse, as
+			// gorilla does.
+			a.Release()
+			return
+		}
+		m.ds.ServeUpgraded(raw, a)
+	})
 	return nil
+}
+
+// sentEarly reports whether fasthttp's reader holds bytes of the client's
+// that followed the upgrade request: it reads the hijacked connection with
+// the socket's deadline in the past, so only buffered bytes can come back.
+func sentEarly(raw, hijacked net.Conn) bool {
+	raw.SetReadDeadline(time.Unix(1, 0))
+	var b [1]byte
+	n, _ := hijacked.Read(b[:])
+	raw.SetReadDeadline(time.Time{})
+	return n > 0
 }
 
 // refuse answers a refused upgrade as the core's net/http handler does.
@@ -170,38 +194,6 @@ func refuse(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderRetryAfter, "5")
 	}
 	return c.Status(status).SendString(http.StatusText(status))
-}
-
-// upgradeKey is the c.Locals key that carries the admission to the
-// upgraded connection.
-const upgradeKey = "datasole.upgrade"
-
-type upgrade struct {
-	a     *datasole.Admission
-	timer *time.Timer
-}
-
-func (m *mount) serve(conn *websocket.Conn) {
-	up := conn.Locals(upgradeKey).(*upgrade)
-	up.timer.Stop()
-	// The inner connection, not the contrib wrapper, which goes back to a
-	// pool when this function returns. Guarded, because fasthttp then
-	// recycles the hijacked net.Conn too, while a write the core started
-	// may still be running.
-	g := &guarded{ws: conn.Conn}
-	defer g.retire()
-	m.ds.ServeConn(g, up.a)
-}
-
-// recover keeps a panic on the connection from taking the process down.
-// The core recovers its handlers' panics itself; this is the last line,
-// and it closes the connection instead of writing contrib's default JSON
-// error message, which is no protocol frame.
-func (m *mount) recover(conn *websocket.Conn) {
-	if p := recover(); p != nil {
-		m.ds.Options().Logger.Error("datasole: fiber connection panicked", "panic", p)
-		conn.Conn.Close()
-	}
 }
 
 // request converts c's request to an *http.Request for Admit: method, URL

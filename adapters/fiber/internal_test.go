@@ -2,128 +2,15 @@ package dsfiber
 
 import (
 	"bufio"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 )
 
-// fakeWS counts the calls that reach it; WriteMessage blocks until
-// release is closed, when it is not nil.
-type fakeWS struct {
-	mu      sync.Mutex
-	calls   int
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (f *fakeWS) hit() {
-	f.mu.Lock()
-	f.calls++
-	f.mu.Unlock()
-}
-
-func (f *fakeWS) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls
-}
-
-func (f *fakeWS) NextReader() (int, io.Reader, error) { f.hit(); return 2, strings.NewReader("x"), nil }
-func (f *fakeWS) WriteMessage(int, []byte) error {
-	f.hit()
-	if f.release != nil {
-		close(f.entered)
-		<-f.release
-	}
-	return nil
-}
-func (f *fakeWS) WriteControl(int, []byte, time.Time) error { f.hit(); return nil }
-func (f *fakeWS) SetReadDeadline(time.Time) error           { f.hit(); return nil }
-func (f *fakeWS) SetWriteDeadline(time.Time) error          { f.hit(); return nil }
-func (f *fakeWS) SetReadLimit(int64)                        { f.hit() }
-func (f *fakeWS) SetPongHandler(func(string) error)         { f.hit() }
-func (f *fakeWS) RemoteAddr() net.Addr                      { f.hit(); return &net.TCPAddr{Port: 1} }
-func (f *fakeWS) Close() error                              { f.hit(); return nil }
-
-func TestGuarded(t *testing.T) {
-	t.Run("before retire every call reaches the connection", func(t *testing.T) {
-		f := &fakeWS{}
-		g := &guarded{ws: f}
-		if _, _, err := g.NextReader(); err != nil {
-			t.Fatal(err)
-		}
-		g.WriteMessage(2, nil)
-		g.WriteControl(9, nil, time.Time{})
-		g.SetReadDeadline(time.Time{})
-		g.SetWriteDeadline(time.Time{})
-		g.SetReadLimit(1)
-		g.SetPongHandler(nil)
-		if g.RemoteAddr() == nil {
-			t.Fatal("no remote address")
-		}
-		g.Close()
-		if n := f.count(); n != 9 {
-			t.Fatalf("%d calls reached the connection, want 9", n)
-		}
-	})
-	t.Run("after retire no call reaches the connection", func(t *testing.T) {
-		f := &fakeWS{}
-		g := &guarded{ws: f}
-		g.retire()
-		if _, _, err := g.NextReader(); !errors.Is(err, errRetired) {
-			t.Fatalf("NextReader: %v", err)
-		}
-		for name, err := range map[string]error{
-			"WriteMessage":     g.WriteMessage(2, nil),
-			"WriteControl":     g.WriteControl(9, nil, time.Time{}),
-			"SetReadDeadline":  g.SetReadDeadline(time.Time{}),
-			"SetWriteDeadline": g.SetWriteDeadline(time.Time{}),
-			"Close":            g.Close(),
-		} {
-			if !errors.Is(err, errRetired) {
-				t.Fatalf("%s: %v, want errRetired", name, err)
-			}
-		}
-		g.SetReadLimit(1)
-		g.SetPongHandler(nil)
-		if a := g.RemoteAddr(); a != nil {
-			t.Fatalf("RemoteAddr = %v", a)
-		}
-		if n := f.count(); n != 0 {
-			t.Fatalf("%d calls reached a retired connection", n)
-		}
-	})
-	t.Run("retire waits for a write in flight", func(t *testing.T) {
-		f := &fakeWS{entered: make(chan struct{}), release: make(chan struct{})}
-		g := &guarded{ws: f}
-		go g.WriteMessage(2, nil)
-		<-f.entered
-		retired := make(chan struct{})
-		go func() { g.retire(); close(retired) }()
-		select {
-		case <-retired:
-			t.Fatal("retire returned while a write was running")
-		case <-time.After(50 * time.Millisecond):
-		}
-		close(f.release)
-		select {
-		case <-retired:
-		case <-time.After(5 * time.Second):
-			t.Fatal("retire did not return after the write ended")
-		}
-	})
-}
-
-// parse reads a raw HTTP request into a fresh fasthttp context, as the
-// server does.
 func parse(t testing.TB, raw string) *fasthttp.RequestCtx {
 	fc := new(fasthttp.RequestCtx)
 	var req fasthttp.Request
