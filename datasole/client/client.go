@@ -30,8 +30,17 @@ type Options struct {
 	// with it. Default "/__ds".
 	Path string
 	// Token is sent as the query parameter token, as the v1 browser client
-	// does.
+	// does, or as a subprotocol when TokenInProtocol is set.
 	Token string
+	// TokenInProtocol sends Token as the WebSocket subprotocol
+	// "datasole.token.<token>" (offered last, never selected by a server)
+	// instead of in the URL, where access logs would record it. The
+	// server's auth handler must read it from Sec-WebSocket-Protocol.
+	TokenInProtocol bool
+	// NoBatching stops the client from offering the batching extension
+	// ("datasole.batch.v1"): it then speaks plain protocol v1, one frame
+	// per WebSocket message, even to a server that supports batching.
+	NoBatching bool
 	// Header is sent with the upgrade request (e.g. Authorization or Origin).
 	Header http.Header
 
@@ -120,21 +129,26 @@ type Client struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex // guards the fields below
-	ws      *websocket.Conn
-	state   State
-	pending map[uint32]chan response
-	nextID  uint32
-	closed  bool
-	events  map[string][]*listener
-	store   stateStore
-	crdts   crdtStore
-	onOpen  []func(ctx context.Context, reconnect bool)
+	mu       sync.Mutex // guards the fields below
+	ws       *websocket.Conn
+	batching bool // the server selected datasole.batch.v1 for ws
+	state    State
+	pending  map[uint32]chan response
+	nextID   uint32
+	closed   bool
+	events   map[string][]*listener
+	store    stateStore
+	crdts    crdtStore
+	onOpen   []func(ctx context.Context, reconnect bool)
 
-	writeMu sync.Mutex // one writer at a time on ws
-	done    chan struct{}
-	wg      sync.WaitGroup
-	conns   atomic.Uint64 // successful opens
+	writeMu  sync.Mutex // one writer at a time on ws
+	outMu    sync.Mutex // guards out and flushing
+	out      [][]byte   // encoded frames waiting for the writer
+	spare    [][]byte
+	flushing bool // a sender is writing out
+	done     chan struct{}
+	wg       sync.WaitGroup
+	conns    atomic.Uint64 // successful opens
 }
 
 type listener struct{ fn func(json.RawMessage) }
@@ -218,7 +232,7 @@ func wsURL(raw string, opts Options) (string, error) {
 	if !strings.HasSuffix(u.Path, path) {
 		u.Path = strings.TrimSuffix(u.Path, "/") + path
 	}
-	if opts.Token != "" {
+	if opts.Token != "" && !opts.TokenInProtocol {
 		q := u.Query()
 		q.Set("token", opts.Token)
 		u.RawQuery = q.Encode()
@@ -226,8 +240,24 @@ func wsURL(raw string, opts Options) (string, error) {
 	return u.String(), nil
 }
 
+// subprotocols are what the client offers at the upgrade: datasole.v1
+// first (servers that echo the first offer pick it), the batching
+// extension unless turned off, and the token when it travels there.
+func (c *Client) subprotocols() []string {
+	offer := []string{protocol.SubprotocolV1}
+	if !c.opts.NoBatching {
+		offer = append(offer, protocol.SubprotocolBatch)
+	}
+	if c.opts.TokenInProtocol && c.opts.Token != "" {
+		offer = append(offer, protocol.SubprotocolTokenPrefix+c.opts.Token)
+	}
+	return offer
+}
+
 func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
-	ws, resp, err := c.opts.Dialer.DialContext(ctx, c.url, c.opts.Header)
+	d := *c.opts.Dialer
+	d.Subprotocols = c.subprotocols()
+	ws, resp, err := d.DialContext(ctx, c.url, c.opts.Header)
 	if err != nil {
 		if resp != nil {
 			return nil, &DialError{Status: resp.StatusCode, Err: err}
@@ -256,6 +286,7 @@ func (e *DialError) Unwrap() error { return e.Err }
 func (c *Client) start(ws *websocket.Conn, reconnect bool) {
 	c.mu.Lock()
 	c.ws = ws
+	c.batching = ws.Subprotocol() == protocol.SubprotocolBatch
 	c.mu.Unlock()
 	c.conns.Add(1)
 	c.setState(Connected)
@@ -282,6 +313,9 @@ func (c *Client) run(ws *websocket.Conn, reconnect bool) {
 		c.ws = nil
 		closed := c.closed
 		c.mu.Unlock()
+		c.outMu.Lock()
+		c.out = nil // frames for the dropped link: their calls failed above
+		c.outMu.Unlock()
 		if closed || c.opts.NoReconnect {
 			c.setState(Closed)
 			return
@@ -294,6 +328,7 @@ func (c *Client) run(ws *websocket.Conn, reconnect bool) {
 		}
 		c.mu.Lock()
 		c.ws = ws
+		c.batching = ws.Subprotocol() == protocol.SubprotocolBatch
 		c.mu.Unlock()
 		c.conns.Add(1)
 		c.setState(Connected)
@@ -377,13 +412,23 @@ func (c *Client) readLoop(ws *websocket.Conn) {
 		if mt != websocket.BinaryMessage {
 			continue // v1: text messages are dropped
 		}
-		f, err := protocol.Decode(msg)
-		if err != nil {
-			c.log.Debug("datasole client: dropped undecodable frame", "err", err)
+		if protocol.IsBatch(msg) && ws.Subprotocol() == protocol.SubprotocolBatch {
+			if err := protocol.SplitBatch(msg, func(item []byte) bool { c.decode(item); return true }); err != nil {
+				c.log.Debug("datasole client: dropped malformed batch", "err", err)
+			}
 			continue
 		}
-		c.handle(f)
+		c.decode(msg)
 	}
+}
+
+func (c *Client) decode(msg []byte) {
+	f, err := protocol.Decode(msg)
+	if err != nil {
+		c.log.Debug("datasole client: dropped undecodable frame", "err", err)
+		return
+	}
+	c.handle(f)
 }
 
 func (c *Client) handle(f protocol.Frame) {
@@ -472,26 +517,92 @@ func (c *Client) State() State {
 	return c.state
 }
 
-// send writes one frame, compressed per the v1 rule.
+// send queues one frame, compressed per the v1 rule, and writes it. The
+// writes of concurrent senders combine: while one sender writes, frames
+// others queue leave in its next write — on a link that negotiated
+// batching as one BATCH message, otherwise one WebSocket message per frame
+// as v1 requires. A frame another sender wrote for this one reports no
+// write error here; a failed write drops the link, which fails the calls.
 func (c *Client) send(op protocol.Opcode, id uint32, payload []byte) error {
 	msg, err := protocol.Encode(op, id, payload)
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
-	ws := c.ws
+	ws, batching := c.ws, c.batching
 	c.mu.Unlock()
 	if ws == nil {
 		return ErrNotConnected
 	}
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-	if err := ws.WriteMessage(websocket.BinaryMessage, msg); err != nil {
-		ws.Close() // the reader notices and reconnects
-		return fmt.Errorf("datasole client: write: %w: %w", ErrNotConnected, err)
+	c.outMu.Lock()
+	c.out = append(c.out, msg)
+	if c.flushing {
+		c.outMu.Unlock()
+		return nil
 	}
-	return nil
+	c.flushing = true
+	c.outMu.Unlock()
+	return c.flushOut(ws, batching)
+}
+
+// flushOut writes queued frames until none is left.
+func (c *Client) flushOut(ws *websocket.Conn, batching bool) error {
+	var buf []byte
+	for {
+		c.outMu.Lock()
+		batch := c.out
+		if len(batch) == 0 {
+			c.flushing = false
+			c.outMu.Unlock()
+			return nil
+		}
+		c.out, c.spare = c.spare[:0], nil
+		c.outMu.Unlock()
+
+		all := batch
+		var err error
+		c.writeMu.Lock()
+		ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		for len(batch) > 0 && err == nil {
+			n := 1
+			if batching {
+				n = batchRun(batch)
+			}
+			if n == 1 {
+				err = ws.WriteMessage(websocket.BinaryMessage, batch[0])
+			} else {
+				buf, _ = protocol.AppendBatch(buf[:0], batch[:n])
+				err = ws.WriteMessage(websocket.BinaryMessage, buf)
+			}
+			batch = batch[n:]
+		}
+		c.writeMu.Unlock()
+		if err != nil {
+			ws.Close() // the reader notices and reconnects
+			c.outMu.Lock()
+			c.out, c.flushing = nil, false
+			c.outMu.Unlock()
+			return fmt.Errorf("datasole client: write: %w: %w", ErrNotConnected, err)
+		}
+		clear(all)
+		c.outMu.Lock()
+		if c.spare == nil && cap(all) <= 1024 {
+			c.spare = all[:0]
+		}
+		c.outMu.Unlock()
+	}
+}
+
+// batchRun counts the frames at the start of msgs that fit one BATCH.
+func batchRun(msgs [][]byte) int {
+	size := 0
+	for i, m := range msgs {
+		size += protocol.BatchItemSize(len(m))
+		if size > protocol.MaxPayload {
+			return max(i, 1)
+		}
+	}
+	return len(msgs)
 }
 
 // CallRaw calls method with params (marshalled as JSON) and returns the raw
@@ -684,6 +795,14 @@ func (c *Client) Close() error {
 	c.failPending(ErrClosed)
 	c.setState(Closed)
 	return nil
+}
+
+// Batching reports whether the current link negotiated the batching
+// extension (several frames per WebSocket message).
+func (c *Client) Batching() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ws != nil && c.batching
 }
 
 // Connections returns how many times the client has connected (1 + the
