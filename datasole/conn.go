@@ -62,7 +62,8 @@ type Conn struct {
 
 	// Touched by the reader only.
 	parser        wsReader
-	leftover      []byte // bytes read but not parsed when reading paused
+	leftover      []byte   // bytes read but not parsed when reading paused
+	pendingCall   *rpcCall // the read drain's latest call, not yet submitted
 	badFrames     int
 	refusedInARow int
 	defaultBucket string // rate-limit bucket of frames without a rule of their own

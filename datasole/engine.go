@@ -197,6 +197,21 @@ func (e *executor) submit(call *rpcCall) {
 	e.mu.Unlock()
 }
 
+// run runs call on the calling goroutine when a slot is free, or queues
+// it.
+func (e *executor) run(call *rpcCall) {
+	e.mu.Lock()
+	if e.running < e.max {
+		e.running++
+		e.mu.Unlock()
+		e.runFrom(call)
+		return
+	}
+	call.c.queued.Add(1)
+	e.queue = append(e.queue, call)
+	e.mu.Unlock()
+}
+
 // runFrom runs call, then keeps this goroutine for queued calls until
 // the queue is empty.
 func (e *executor) runFrom(call *rpcCall) {

@@ -208,13 +208,24 @@ func (c *Conn) readDrain(buf *[]byte, n int) {
 			}
 			break
 		}
+		call := c.pendingCall
+		c.pendingCall = nil
 		c.reading.Store(false)
 		// The poller may have seen new data while this goroutine owned the
 		// reads, or a resume may have come: take them over.
-		if c.ctx.Err() != nil || c.paused.Load() || !c.readable.Load() || !c.reading.CompareAndSwap(false, true) {
-			return
+		if c.ctx.Err() == nil && !c.paused.Load() && c.readable.Load() && c.reading.CompareAndSwap(false, true) {
+			c.readable.Store(false)
+			if call != nil {
+				c.s.eng.exec.submit(call)
+			}
+			continue
 		}
-		c.readable.Store(false)
+		if call != nil {
+			// Reading is released (another goroutine may read meanwhile):
+			// run the last call here when a slot is free.
+			c.s.eng.exec.run(call)
+		}
+		return
 	}
 }
 

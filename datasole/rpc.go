@@ -73,6 +73,16 @@ func (c *Conn) handleRPC(f protocol.Frame) {
 	}
 	call := &rpcCall{c: c, fn: v.(RPCFunc), id: id, method: req.Method, corr: req.CorrelationID, params: req.Params}
 	c.inFlight.Add(1)
+	if c.t.nonBlocking() {
+		// A polled connection's read drain keeps its latest call and runs
+		// it itself once it stops reading (see readDrain): the last call of
+		// a burst, or a lone call, then costs no hand-off.
+		if prev := c.pendingCall; prev != nil {
+			c.s.eng.exec.submit(prev)
+		}
+		c.pendingCall = call
+		return
+	}
 	c.s.eng.exec.submit(call)
 }
 
