@@ -214,7 +214,13 @@ func (c *Conn) replyError(id uint32, bodyID json.RawMessage, e *Error) {
 func (c *Conn) reply(id uint32, res protocol.RPCResponse) {
 	payload, err := marshal(res)
 	if err == nil {
-		err = c.sendFrame(protocol.RPCRes, id, payload)
+		var msg []byte
+		if msg, err = protocol.Encode(protocol.RPCRes, id, payload); err == nil {
+			// The last call of the connection to finish writes at once;
+			// while others still run, the reply goes to the flushers, so
+			// replies finishing together leave in one write.
+			c.push(outMsg{data: msg, op: protocol.RPCRes}, c.inFlight.Load() <= 1)
+		}
 	}
 	if err != nil { // result over 1 MiB: tell the caller instead of dropping the call
 		c.s.log.Error("datasole: RPC reply too large", "conn", c.id, "err", err)
