@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -270,7 +271,17 @@ func BenchmarkIdleConnections(b *testing.B) {
 				sc := bufio.NewScanner(out)
 				for sc.Scan() && !strings.HasPrefix(sc.Text(), "READY") {
 				}
+				// Pool goroutines that served the connections' first
+				// messages exit after their idle time: wait for them.
+				for deadline := time.Now().Add(30 * time.Second); runtime.NumGoroutine() > 100 && time.Now().Before(deadline); {
+					time.Sleep(100 * time.Millisecond)
+				}
 				heap1, rss1 := memNow()
+				if os.Getenv("DATASOLE_IDLE_HEAPPROFILE") != "" {
+					f, _ := os.Create(os.Getenv("DATASOLE_IDLE_HEAPPROFILE"))
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
 				stdin.Close()
 				cmd.Wait()
 				b.ReportMetric(float64(heap1-heap0)/float64(n), "heap+stack-B/conn")

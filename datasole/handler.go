@@ -112,7 +112,12 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // else "datasole.v1" when offered, else "" (stock v1 clients offer none).
 // An offered "datasole.token.…" entry is never selected. Adapters that
 // upgrade by themselves put it in Sec-WebSocket-Protocol of the 101.
-func (a *Admission) Subprotocol() string { return selectSubprotocol(a.r) }
+func (a *Admission) Subprotocol() string {
+	if a.r == nil {
+		return ""
+	}
+	return selectSubprotocol(a.r)
+}
 
 func selectSubprotocol(r *http.Request) string {
 	v1, batch := false, false
@@ -286,6 +291,7 @@ func (s *Server) newConn(t transport, a *Admission, peer string, batching bool) 
 		resumed:     make(chan struct{}, 1),
 		batching:    batching,
 	}
+	a.r = nil // the request, headers and all, is not kept for the connection's life
 	c.parser.limit = s.opts.MaxMessageSize
 	c.lastRead.Store(e.deadlines.now())
 	c.defaultBucket = bucketPrefix(s.opts.RateLimit.By, c) + "*"

@@ -162,6 +162,18 @@ func (p *poller) onRead(nc *nbio.Conn) {
 		return
 	}
 	c.lastRead.Store(p.e.deadlines.now())
+	if n < len(*buf) && c.parser.between() && onlyControl((*buf)[:n]) {
+		// Pongs and pings (the heartbeat's traffic) run no application
+		// code: handle them here rather than waking a pool goroutine.
+		c.feed((*buf)[:n])
+		putReadBuf(buf)
+		c.reading.Store(false)
+		if c.readable.Load() && !c.paused.Load() && c.reading.CompareAndSwap(false, true) {
+			c.readable.Store(false)
+			p.e.pool.run(task{kind: taskRead, c: c})
+		}
+		return
+	}
 	p.e.pool.run(task{kind: taskRead, c: c, buf: buf, n: n})
 }
 

@@ -228,6 +228,26 @@ func (r *wsReader) header(b []byte) (int, bool, error) {
 	return taken, true, nil
 }
 
+// between reports whether the parser is between messages: no frame,
+// header or message in progress.
+func (r *wsReader) between() bool { return !r.inFrame && r.nhdr == 0 && r.msgOp == 0 }
+
+// onlyControl reports whether b holds nothing but complete, masked control
+// frames (pings, pongs, a close).
+func onlyControl(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 6 || b[0]&0x0F < wsClose || b[1]&0x80 == 0 {
+			return false
+		}
+		n := 6 + int(b[1]&0x7F)
+		if b[1]&0x7F > 125 || len(b) < n {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
 // headerLen is the length of a client frame header given its second byte.
 func headerLen(b1 byte) int {
 	switch b1 & 0x7F {

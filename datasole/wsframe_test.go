@@ -311,3 +311,25 @@ type hijackRecorder struct {
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriter(io.Discard)), nil
 }
+
+func TestOnlyControl(t *testing.T) {
+	mask := [4]byte{1, 2, 3, 4}
+	pong := clientFrame(wsPong, true, []byte("x"), mask)
+	ping := clientFrame(wsPing, true, nil, mask)
+	data := clientFrame(wsBinary, true, []byte("x"), mask)
+	for _, tc := range []struct {
+		b    []byte
+		want bool
+	}{
+		{pong, true},
+		{append(append([]byte(nil), pong...), ping...), true},
+		{append(append([]byte(nil), pong...), data...), false},
+		{pong[:3], false},                        // incomplete
+		{append([]byte{0x8A, 0x01}, 'x'), false}, // unmasked
+		{clientFrame(wsPing, true, make([]byte, 126), mask), false},
+	} {
+		if got := onlyControl(tc.b); got != tc.want {
+			t.Errorf("onlyControl(% x) = %v, want %v", tc.b, got, tc.want)
+		}
+	}
+}

@@ -110,7 +110,7 @@ func listen(tb testing.TB, app *fiber.App) string {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newServer(t *testing.T, o datasole.Options) *datasole.Server {
+func newServer(t testing.TB, o datasole.Options) *datasole.Server {
 	t.Helper()
 	o.Logger = quiet
 	ds, err := datasole.New(o)
