@@ -1,0 +1,153 @@
+package datasole_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/protocol"
+	"github.com/gorilla/websocket"
+)
+
+// A connection whose call waits for a busy executor is paused: the server
+// does not read its pongs meanwhile, and must not take that for silence.
+func TestABusyExecutorDoesNotGetHealthyConnectionsClosed(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	ts := startServer(t, datasole.Options{MaxHandlers: 1, HeartbeatInterval: 20 * time.Millisecond}, func(ds *datasole.Server) {
+		ds.HandleRPC("hold", func(c *datasole.Context, _ json.RawMessage) (any, error) {
+			started <- struct{}{}
+			<-release
+			return "held", nil
+		})
+		ds.HandleRPC("quick", func(c *datasole.Context, _ json.RawMessage) (any, error) { return "quick", nil })
+	})
+	holder := dialRaw(t, ts.url, nil)
+	holder.ws.SetPingHandler(func(d string) error {
+		return holder.ws.WriteControl(websocket.PongMessage, []byte(d), time.Now().Add(time.Second))
+	})
+	go func() { // gorilla answers pings only while reading
+		for {
+			if _, _, err := holder.ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	holder.sendFrame(protocol.RPCReq, 1, `{"method":"hold"}`)
+	<-started // the only executor slot is taken
+
+	waiter := dialRaw(t, ts.url, nil)
+	pings := make(chan struct{}, 64)
+	waiter.ws.SetPingHandler(func(d string) error {
+		pings <- struct{}{}
+		return waiter.ws.WriteControl(websocket.PongMessage, []byte(d), time.Now().Add(time.Second))
+	})
+	replies := make(chan protocol.Frame, 2)
+	go func() {
+		for {
+			_, msg, err := waiter.ws.ReadMessage()
+			if err != nil {
+				close(replies)
+				return
+			}
+			if f, err := protocol.Decode(msg); err == nil && f.Opcode == protocol.RPCRes {
+				replies <- f
+			}
+		}
+	}()
+	// Both calls wait for the slot; once one waits, the connection pauses.
+	waiter.sendFrame(protocol.RPCReq, 2, `{"method":"quick"}`)
+	waiter.sendFrame(protocol.RPCReq, 3, `{"method":"quick"}`)
+	// Ten heartbeat intervals, five times the two after which a silent peer
+	// is closed, counted in pings the paused connection received.
+	for i := range 10 {
+		select {
+		case <-pings:
+		case _, ok := <-replies:
+			if !ok {
+				t.Fatalf("the waiting connection was closed after %d pings", i)
+			}
+			t.Fatal("the call ran although the only slot was taken")
+		case <-time.After(5 * time.Second):
+			t.Fatal("no ping")
+		}
+	}
+	close(release)
+	for range 2 {
+		select {
+		case f, ok := <-replies:
+			if !ok || f.CorrelationID < 2 {
+				t.Fatalf("reply %v %v", f, ok)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a waiting call never ran")
+		}
+	}
+	if n := ts.ds.Snapshot().Closes["heartbeat"]; n != 0 {
+		t.Fatalf("%d connections closed by the heartbeat", n)
+	}
+}
+
+// Messages are charged on their raw bytes before anything is inflated or
+// parsed; over budget they are refused (an RPC_REQ gets its RPC_RES) and a
+// peer that keeps at it is closed with 1008.
+func TestRawBudgetRefusesBeforeParsing(t *testing.T) {
+	ts := rpcServer(t, datasole.Options{RateLimit: datasole.RateLimit{
+		RawMessages: datasole.Rule{Limit: 3, Window: time.Hour},
+		CloseAfter:  5,
+	}})
+	r := dialRaw(t, ts.url, nil)
+	for i := 1; i <= 3; i++ {
+		r.sendFrame(protocol.RPCReq, uint32(i), `{"method":"echo","params":1}`)
+		if f := r.next(protocol.RPCRes); f.CorrelationID != uint32(i) || !strings.Contains(string(f.Payload), `"result":1`) {
+			t.Fatalf("call %d within budget: %s", i, f.Payload)
+		}
+	}
+	r.sendFrame(protocol.RPCReq, 4, `{"method":"echo","params":1}`)
+	f := r.next(protocol.RPCRes)
+	res := decodeJSON[protocol.RPCResponse](t, f.Payload)
+	if f.CorrelationID != 4 || res.Error == nil || res.Error.Code != protocol.CodeRateLimited {
+		t.Fatalf("over budget: id %d %s", f.CorrelationID, f.Payload)
+	}
+	if body := decodeJSON[protocol.ErrorBody](t, r.next(protocol.Error).Payload); body.Code != "rate-limited" || body.RetryAfter <= 0 {
+		t.Fatalf("ERROR frame %+v", body)
+	}
+	// Garbage is refused unread too: no decode error, a rate-limit refusal.
+	r.send([]byte{0xff, 0xff})
+	if body := decodeJSON[protocol.ErrorBody](t, r.next(protocol.Error).Payload); body.Code != "rate-limited" {
+		t.Fatalf("garbage over budget: %+v", body)
+	}
+	for range 3 {
+		r.send([]byte{0xff})
+	}
+	if code := r.closeCode(); code != datasole.ClosePolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+	snap := ts.ds.Snapshot()
+	if snap.Closes["abuse"] != 1 || snap.RateLimited < 5 {
+		t.Fatalf("not counted: closes %v, rate-limited %d", snap.Closes, snap.RateLimited)
+	}
+}
+
+// A method name longer than any that can be registered is answered without
+// looking it up and without echoing it; an oversized body correlationId is
+// not echoed either.
+func TestHugeMethodNamesAndCorrelationValuesAreNotEchoed(t *testing.T) {
+	ts := rpcServer(t, datasole.Options{})
+	r := dialRaw(t, ts.url, nil)
+	huge := strings.Repeat("m", 400<<10)
+	msg, _ := protocol.Encode(protocol.RPCReq, 9, []byte(`{"method":"`+huge+`","correlationId":"`+huge+`"}`))
+	if len(msg) > 10<<10 {
+		t.Fatalf("the request compresses to %d bytes", len(msg))
+	}
+	r.send(msg)
+	f := r.next(protocol.RPCRes)
+	if f.CorrelationID != 9 || len(f.Payload) > 200 {
+		t.Fatalf("reply of %d bytes: %.200s", len(f.Payload), f.Payload)
+	}
+	if res := decodeJSON[protocol.RPCResponse](t, f.Payload); res.Error == nil || res.Error.Code != protocol.CodeMethodNotFound || res.CorrelationID != nil {
+		t.Fatalf("reply %s", f.Payload)
+	}
+}
