@@ -64,6 +64,7 @@ type Conn struct {
 	parser        wsReader
 	leftover      []byte   // bytes read but not parsed when reading paused
 	pendingCall   *rpcCall // the read drain's latest call, not yet submitted
+	batchRest     []byte   // items of a BATCH not dispatched when reading paused
 	badFrames     int
 	refusedInARow int
 	defaultBucket string // rate-limit bucket of frames without a rule of their own

@@ -32,19 +32,49 @@ func (c *Conn) onMessage(text bool, msg []byte) {
 
 // handleBatch dispatches the items of a BATCH message in order, each as a
 // frame of its own (rate limits and metrics count items), or refuses a
-// malformed one as a whole.
+// malformed one as a whole. When the connection must pause midway, the
+// items left are kept (batchRest) and dispatched when it resumes.
 func (c *Conn) handleBatch(msg []byte) {
+	stop := -1
 	err := protocol.SplitBatch(msg, func(item []byte) bool {
 		c.s.obs.FrameIn(inboundOpcode(item), len(item))
 		c.handleMessage(item)
-		return c.ctx.Err() == nil
+		if c.ctx.Err() != nil {
+			return false
+		}
+		if c.mustPause() && c.pause() {
+			stop = cap(msg) - cap(item) + len(item) // items alias msg
+			return false
+		}
+		return true
 	})
 	if err != nil {
 		c.s.obs.FrameIn(0, len(msg))
 		if ok, _ := c.allow("frame", "", 0); ok {
 			c.refuse(0, "bad-batch", "malformed batch")
 		}
+		return
 	}
+	if stop >= 0 && stop < len(msg) {
+		c.batchRest = append([]byte(nil), msg[stop:]...)
+	}
+}
+
+// drainBatchRest dispatches items kept from a paused BATCH. It reports
+// false when the connection paused (or ended) again.
+func (c *Conn) drainBatchRest() bool {
+	for len(c.batchRest) > 0 {
+		n, k := binary.Uvarint(c.batchRest) // checked when the BATCH arrived
+		item := c.batchRest[k : k+int(n)]
+		c.batchRest = c.batchRest[k+int(n):]
+		c.s.obs.FrameIn(inboundOpcode(item), len(item))
+		c.handleMessage(item)
+		if c.ctx.Err() != nil || c.mustPause() && c.pause() {
+			return false
+		}
+	}
+	c.batchRest = nil
+	return true
 }
 
 func (c *Conn) handleMessage(msg []byte) {

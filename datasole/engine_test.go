@@ -3,6 +3,7 @@ package datasole_test
 import (
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,10 +95,14 @@ func TestABusyExecutorDoesNotGetHealthyConnectionsClosed(t *testing.T) {
 // parsed; over budget they are refused (an RPC_REQ gets its RPC_RES) and a
 // peer that keeps at it is closed with 1008.
 func TestRawBudgetRefusesBeforeParsing(t *testing.T) {
-	ts := rpcServer(t, datasole.Options{RateLimit: datasole.RateLimit{
+	gone := make(chan struct{}, 1)
+	ts := startServer(t, datasole.Options{RateLimit: datasole.RateLimit{
 		RawMessages: datasole.Rule{Limit: 3, Window: time.Hour},
 		CloseAfter:  5,
-	}})
+	}}, func(ds *datasole.Server) {
+		ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
+		ds.OnDisconnect(func(*datasole.Conn) { gone <- struct{}{} })
+	})
 	r := dialRaw(t, ts.url, nil)
 	for i := 1; i <= 3; i++ {
 		r.sendFrame(protocol.RPCReq, uint32(i), `{"method":"echo","params":1}`)
@@ -125,6 +130,7 @@ func TestRawBudgetRefusesBeforeParsing(t *testing.T) {
 	if code := r.closeCode(); code != datasole.ClosePolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
+	<-gone
 	snap := ts.ds.Snapshot()
 	if snap.Closes["abuse"] != 1 || snap.RateLimited < 5 {
 		t.Fatalf("not counted: closes %v, rate-limited %d", snap.Closes, snap.RateLimited)
@@ -149,5 +155,61 @@ func TestHugeMethodNamesAndCorrelationValuesAreNotEchoed(t *testing.T) {
 	}
 	if res := decodeJSON[protocol.RPCResponse](t, f.Payload); res.Error == nil || res.Error.Code != protocol.CodeMethodNotFound || res.CorrelationID != nil {
 		t.Fatalf("reply %s", f.Payload)
+	}
+}
+
+// The calls of one BATCH obey MaxInFlight like calls sent one by one: the
+// batch's remaining items wait while the connection is paused.
+func TestABatchOfCallsRespectsMaxInFlight(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 8)
+	var running, peak atomic.Int32
+	ts := startServer(t, datasole.Options{MaxInFlight: 2}, func(ds *datasole.Server) {
+		ds.HandleRPC("block", func(c *datasole.Context, _ json.RawMessage) (any, error) {
+			n := running.Add(1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			started <- struct{}{}
+			<-release
+			running.Add(-1)
+			return "ok", nil
+		})
+	})
+	d := websocket.Dialer{Subprotocols: []string{protocol.SubprotocolBatch}}
+	ws, _, err := d.Dial("ws"+ts.url[4:]+"/__ds", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	var items [][]byte
+	for i := 1; i <= 6; i++ {
+		b, _ := protocol.Encode(protocol.RPCReq, uint32(i), []byte(`{"method":"block"}`))
+		items = append(items, b)
+	}
+	msg, _ := protocol.AppendBatch(nil, items)
+	ws.WriteMessage(websocket.BinaryMessage, msg)
+	<-started
+	<-started
+	for range 4 {
+		release <- struct{}{} // one finishes, the next item of the batch starts
+		<-started
+	}
+	close(release)
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := 0
+	for got < 6 {
+		_, m, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 1
+		if protocol.IsBatch(m) {
+			n = 0
+			protocol.SplitBatch(m, func([]byte) bool { n++; return true })
+		}
+		got += n
+	}
+	if p := peak.Load(); p != 2 {
+		t.Fatalf("peak %d calls of the batch running, want MaxInFlight=2", p)
 	}
 }

@@ -197,6 +197,12 @@ func (c *Conn) readDrain(buf *[]byte, n int) {
 			buf = nil
 		}
 		for c.ctx.Err() == nil && !c.paused.Load() {
+			if len(c.batchRest) > 0 {
+				if !c.drainBatchRest() {
+					break
+				}
+				continue
+			}
 			if len(c.leftover) > 0 {
 				if !c.feedLeftover() {
 					break

@@ -167,6 +167,9 @@ func (c *Conn) readWS(ws WebSocket) {
 	ws.SetPongHandler(func(string) error { c.lastRead.Store(c.s.eng.deadlines.now()); return nil })
 	var buf []byte
 	for c.waitUnpaused() {
+		if len(c.batchRest) > 0 && !c.drainBatchRest() {
+			continue
+		}
 		mt, r, err := ws.NextReader()
 		if err != nil {
 			c.noteReadError(err)
@@ -251,6 +254,9 @@ func (t *netTransport) resume(c *Conn)         { c.wakeReader() }
 func (c *Conn) readNet(conn net.Conn) {
 	buf := make([]byte, 4096)
 	for c.waitUnpaused() {
+		if len(c.batchRest) > 0 && !c.drainBatchRest() {
+			continue
+		}
 		if len(c.leftover) > 0 && !c.feedLeftover() {
 			continue
 		}
