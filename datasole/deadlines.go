@@ -96,6 +96,7 @@ func (d *deadlines) loop() {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	var expired []*rpcCall
+	wasEmpty := false
 	for {
 		d.mu.Lock()
 		now := d.now()
@@ -105,9 +106,19 @@ func (d *deadlines) loop() {
 			expired = append(expired, call)
 		}
 		var wait time.Duration
-		d.armed = d.head != nil
-		if d.armed {
+		switch {
+		case d.head != nil:
+			d.armed, wasEmpty = true, false
 			wait = time.Duration(d.head.deadline - now)
+		case !wasEmpty:
+			// The list is empty, but calls that start from now on end
+			// after now+timeout: sleep that long while staying armed, so
+			// that a server answering one quick call at a time does not
+			// wake this goroutine for each.
+			d.armed, wasEmpty = true, true
+			wait = d.timeout
+		default:
+			d.armed = false // empty for a whole timeout: sleep until a call comes
 		}
 		d.mu.Unlock()
 		for i, call := range expired {
