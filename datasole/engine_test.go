@@ -1,7 +1,10 @@
 package datasole_test
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -211,5 +214,91 @@ func TestABatchOfCallsRespectsMaxInFlight(t *testing.T) {
 	}
 	if p := peak.Load(); p != 2 {
 		t.Fatalf("peak %d calls of the batch running, want MaxInFlight=2", p)
+	}
+}
+
+// The two goroutine-read fallbacks serve like the poller: a WebSocket an
+// adapter upgraded itself (ServeConn) and a socket that cannot be polled
+// (in-process TLS). Each answers calls, pushes, pings, and closes with 1001
+// on shutdown.
+func TestFallbackReadersServeLikeThePoller(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		serve func(ds *datasole.Server) *httptest.Server
+	}{
+		{"ServeConn with the adapter's own gorilla connection", func(ds *datasole.Server) *httptest.Server {
+			return httptest.NewServer(plainUpgrade(ds))
+		}},
+		{"a TLS socket read by a goroutine", func(ds *datasole.Server) *httptest.Server {
+			return httptest.NewTLSServer(ds.Handler())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ds, err := datasole.New(quietOptions(datasole.Options{HeartbeatInterval: 20 * time.Millisecond}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds.Start(context.Background())
+			ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
+			hs := tc.serve(ds)
+			defer hs.Close()
+			d := websocket.Dialer{}
+			if hs.TLS != nil {
+				d.TLSClientConfig = hs.Client().Transport.(*http.Transport).TLSClientConfig
+			}
+			ws, _, err := d.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/__ds", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			r := &rawConn{t: t, ws: ws}
+			pings := make(chan struct{}, 16)
+			ws.SetPingHandler(func(d string) error {
+				pings <- struct{}{}
+				return ws.WriteControl(websocket.PongMessage, []byte(d), time.Now().Add(time.Second))
+			})
+			r.sendFrame(protocol.RPCReq, 7, `{"method":"echo","params":[1,2]}`)
+			if f := r.next(protocol.RPCRes); f.CorrelationID != 7 || string(f.Payload) != `{"result":[1,2]}` {
+				t.Fatalf("reply %d %s", f.CorrelationID, f.Payload)
+			}
+			ds.Broadcast("tick", 1)
+			r.next(protocol.EventS2C)
+			// The client reads from here on, answering pings: it stays
+			// through several heartbeat intervals, then gets 1001.
+			closeCode := make(chan int, 1)
+			go func() {
+				for {
+					if _, _, err := ws.ReadMessage(); err != nil {
+						code := 0
+						if ce, ok := err.(*websocket.CloseError); ok {
+							code = ce.Code
+						}
+						closeCode <- code
+						return
+					}
+				}
+			}()
+			for i := range 6 {
+				select {
+				case <-pings:
+				case code := <-closeCode:
+					t.Fatalf("closed with %d after %d pings", code, i)
+				case <-time.After(5 * time.Second):
+					t.Fatal("no heartbeat ping")
+				}
+			}
+			closed := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				closed <- ds.Close(ctx)
+			}()
+			if code := <-closeCode; code != datasole.CloseGoingAway {
+				t.Fatalf("close code %d, want 1001", code)
+			}
+			if err := <-closed; err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		})
 	}
 }

@@ -149,9 +149,15 @@ func (t *wsTransport) write(c *Conn, batch []outMsg) (bool, error) {
 	return false, nil
 }
 
-func (t *wsTransport) close()                 { t.ws.Close() }
-func (t *wsTransport) expire(d time.Duration) { t.ws.SetWriteDeadline(time.Now().Add(d)) }
-func (t *wsTransport) resume(c *Conn)         { c.wakeReader() }
+func (t *wsTransport) close() { t.ws.Close() }
+
+// expire closes the socket: the WebSocket libraries allow no deadline
+// change while their writer writes, and a close frame the writer had queued
+// only matters to a peer that is still reading, which the read loop's end
+// says it is not.
+func (t *wsTransport) expire(time.Duration) { t.ws.Close() }
+
+func (t *wsTransport) resume(c *Conn) { c.wakeReader() }
 
 // wakeReader wakes a goroutine reader waiting in waitUnpaused.
 func (c *Conn) wakeReader() {
