@@ -4,7 +4,6 @@ go 1.26
 
 require (
 	github.com/gorilla/websocket v1.5.3
-	github.com/lesismal/nbio v1.6.8
 	github.com/wI2L/jsondiff v0.7.1
 	go.uber.org/goleak v1.3.0
 	pgregory.net/rapid v1.3.0

@@ -6,6 +6,7 @@ require (
 	github.com/datasole/datasole-go/adapters/adaptertest v0.0.0
 	github.com/datasole/datasole-go/datasole v0.0.0
 	github.com/gofiber/fiber/v2 v2.52.15
+	github.com/gorilla/websocket v1.5.3
 	github.com/valyala/fasthttp v1.52.0
 	go.uber.org/goleak v1.3.0
 )
@@ -13,9 +14,7 @@ require (
 require (
 	github.com/andybalholm/brotli v1.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
-	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/klauspost/compress v1.17.9 // indirect
-	github.com/lesismal/nbio v1.6.8 // indirect
 	github.com/mattn/go-colorable v0.1.13 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/mattn/go-runewidth v0.0.16 // indirect
