@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/datasole/client"
@@ -98,13 +99,27 @@ func TestBadInputGetsAnErrorAndHarmsNoOne(t *testing.T) {
 		}
 	})
 	t.Run("a peer that keeps sending garbage is closed with 1008", func(t *testing.T) {
+		// One frame at a time, each answered, so the test never writes
+		// to a socket the server has already closed.
 		r := dialRaw(t, ts.url, nil)
-		for range 40 {
+		r.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for i := range 40 {
 			r.send([]byte{0xff})
+			_, msg, err := r.ws.ReadMessage()
+			if ce, ok := err.(*websocket.CloseError); ok {
+				if ce.Code != websocket.ClosePolicyViolation || i < 32 {
+					t.Fatalf("closed with %d after %d frames, want 1008 after 33", ce.Code, i+1)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f, err := protocol.Decode(msg); err != nil || f.Opcode != protocol.Error {
+				t.Fatalf("frame %d answered with %v %v", i+1, f.Opcode, err)
+			}
 		}
-		if code := r.closeCode(); code != websocket.ClosePolicyViolation {
-			t.Fatalf("close code %d, want 1008", code)
-		}
+		t.Fatal("not closed after 40 malformed frames")
 	})
 	t.Run("the bystander was never disturbed", func(t *testing.T) {
 		got, err := addRPC.Call(context.Background(), bystander, addParams{A: 1, B: 2})

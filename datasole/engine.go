@@ -80,6 +80,7 @@ type task struct {
 	buf  *[]byte // read-drain: bytes the poller already read
 	n    int
 	q    *flushQueue
+	poll *poller
 }
 
 type taskKind uint8
@@ -89,6 +90,7 @@ const (
 	taskRead                  // read and dispatch c's inbound data
 	taskFlush                 // run the write flusher
 	taskClose                 // retire the connection c
+	taskPoll                  // wait for sockets to become ready
 )
 
 func (p *pool) init(done <-chan struct{}) {
@@ -160,6 +162,8 @@ func (t *task) run() {
 		t.q.serve()
 	case taskClose:
 		t.c.retire()
+	case taskPoll:
+		t.poll.run()
 	}
 }
 

@@ -302,3 +302,32 @@ func TestFallbackReadersServeLikeThePoller(t *testing.T) {
 		})
 	}
 }
+
+// A lone request is served by the goroutine that polled it; a handler that
+// blocks there must not stop the server from reading other connections.
+func TestABlockedHandlerDoesNotStopPolling(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	ts := startServer(t, datasole.Options{}, func(ds *datasole.Server) {
+		ds.HandleRPC("block", func(c *datasole.Context, _ json.RawMessage) (any, error) {
+			close(started)
+			<-release
+			return "released", nil
+		})
+		ds.On("block", func(c *datasole.Context, _ json.RawMessage) { <-release })
+		ds.HandleRPC("quick", func(c *datasole.Context, _ json.RawMessage) (any, error) { return "quick", nil })
+	})
+	defer close(release)
+	a := dialRaw(t, ts.url, nil)
+	a.sendFrame(protocol.RPCReq, 1, `{"method":"block"}`)
+	<-started
+	ev := dialRaw(t, ts.url, nil)
+	ev.sendFrame(protocol.EventC2S, 0, `{"event":"block"}`) // an event handler blocking its reader
+	for i := range 20 {
+		b := dialRaw(t, ts.url, nil)
+		b.sendFrame(protocol.RPCReq, uint32(i+2), `{"method":"quick"}`)
+		if f := b.next(protocol.RPCRes); string(f.Payload) != `{"result":"quick"}` {
+			t.Fatalf("reply %s", f.Payload)
+		}
+	}
+}

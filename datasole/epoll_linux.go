@@ -5,7 +5,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // poller is the readiness poller: one epoll set (edge triggered) whose
@@ -14,13 +16,23 @@ import (
 // goroutine it hands a connection to runs at once on the P it frees — an
 // epoll_wait blocking in a plain syscall keeps its P until the runtime
 // takes it back, tens of microseconds later, which a call one at a time
-// pays on every request (BenchmarkRPCSequential).
+// pays on every request (BenchmarkRPCSequential). A lone ready socket is
+// served by the polling goroutine itself (see run).
 type poller struct {
 	e    *engine
 	epfd int
 	file *os.File
 	rc   syscall.RawConn
-	done chan struct{}
+	wg   sync.WaitGroup // goroutines polling or serving inline
+
+	// Owned by the goroutine polling.
+	events []syscall.EpollEvent
+	found  []*sock
+	ready  []*sock
+
+	inline atomic.Uint64 // token of the poller serving a socket itself; 0: none
+	tokens atomic.Uint64
+	watch  *time.Timer // fires takeOver after inlineBudget
 
 	mu    sync.RWMutex
 	socks map[int32]*sock
@@ -55,29 +67,37 @@ func newPoller(e *engine) (*poller, error) {
 		f.Close()
 		return nil, err
 	}
-	p := &poller{e: e, epfd: epfd, file: f, rc: rc, done: make(chan struct{}), socks: make(map[int32]*sock)}
-	go p.loop()
+	p := &poller{e: e, epfd: epfd, file: f, rc: rc, socks: make(map[int32]*sock), events: make([]syscall.EpollEvent, 256)}
+	p.watch = time.AfterFunc(time.Hour, p.takeOver)
+	p.watch.Stop()
+	p.wg.Add(1)
+	e.pool.run(task{kind: taskPoll, poll: p})
 	return p, nil
 }
 
-func (p *poller) loop() {
-	defer close(p.done)
-	events := make([]syscall.EpollEvent, 256)
-	ready := make([]*sock, len(events))
+// run polls, on a pool goroutine. When one socket alone is ready, the
+// goroutine serves it itself (reads, parses, runs the handler, writes the
+// reply): a lone request costs no hand-off at all. If that takes longer
+// than inlineBudget, a timer starts another goroutine polling and this one
+// stops polling once it is done, so a slow handler delays other sockets by
+// at most the budget. When several sockets are ready, each goes to a pool
+// goroutine.
+func (p *poller) run() {
+	defer p.wg.Done()
 	for {
 		err := p.rc.Read(func(uintptr) bool {
-			n, err := syscall.EpollWait(p.epfd, events, 0)
+			n, err := syscall.EpollWait(p.epfd, p.events, 0)
 			if n <= 0 {
 				return err != nil && !errors.Is(err, syscall.EINTR) && !errors.Is(err, syscall.EAGAIN)
 			}
 			p.mu.RLock()
-			for i, ev := range events[:n] {
-				ready[i] = p.socks[ev.Fd]
+			for _, ev := range p.events[:n] {
+				p.found = append(p.found, p.socks[ev.Fd])
 			}
 			p.mu.RUnlock()
-			for i, ev := range events[:n] {
-				s := ready[i]
-				ready[i] = nil
+			for i, ev := range p.events[:n] {
+				s := p.found[i]
+				p.found[i] = nil
 				if s == nil {
 					continue
 				}
@@ -85,14 +105,52 @@ func (p *poller) loop() {
 					s.flush()
 				}
 				if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-					p.onReadable(s)
+					p.ready = append(p.ready, s)
 				}
 			}
+			p.found = p.found[:0]
 			return true
 		})
 		if err != nil {
 			return // the epoll file was closed: stop
 		}
+		if len(p.ready) == 1 {
+			s := p.ready[0]
+			p.ready = p.ready[:0]
+			c := s.c
+			c.readable.Store(true)
+			if c.paused.Load() || !c.reading.CompareAndSwap(false, true) {
+				continue
+			}
+			c.readable.Store(false)
+			token := p.tokens.Add(1)
+			p.inline.Store(token)
+			p.watch.Reset(inlineBudget)
+			p.read(s, true)
+			if !p.inline.CompareAndSwap(token, 0) {
+				return // took too long: another goroutine polls now
+			}
+			p.watch.Stop()
+			continue
+		}
+		for i, s := range p.ready {
+			p.ready[i] = nil
+			p.onReadable(s)
+		}
+		p.ready = p.ready[:0]
+	}
+}
+
+// inlineBudget is how long the polling goroutine may serve a socket itself
+// before another goroutine takes over polling.
+const inlineBudget = 50 * time.Microsecond
+
+// takeOver starts another goroutine polling when the current one has been
+// serving a socket for longer than inlineBudget.
+func (p *poller) takeOver() {
+	if token := p.inline.Load(); token != 0 && p.inline.CompareAndSwap(token, 0) {
+		p.wg.Add(1) // the serving goroutine still counts: no race with stop's Wait
+		p.e.pool.run(task{kind: taskPoll, poll: p})
 	}
 }
 
@@ -137,7 +195,8 @@ func (p *poller) add(conn net.Conn, c *Conn) (*sock, error) {
 
 func (p *poller) stop() {
 	p.file.Close()
-	<-p.done
+	p.watch.Stop()
+	p.wg.Wait()
 }
 
 // read reads what the socket has; syscall.EAGAIN when nothing.

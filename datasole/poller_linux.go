@@ -77,6 +77,13 @@ func (p *poller) onReadable(s *sock) {
 		return
 	}
 	c.readable.Store(false)
+	p.read(s, false)
+}
+
+// read reads one chunk of a socket whose reads the caller owns, then
+// parses and dispatches it here (inline) or on a pool goroutine.
+func (p *poller) read(s *sock, inline bool) {
+	c := s.c
 	buf := getReadBuf()
 	n, err := s.read(*buf)
 	if n <= 0 {
@@ -88,6 +95,10 @@ func (p *poller) onReadable(s *sock) {
 		return
 	}
 	c.lastRead.Store(p.e.deadlines.now())
+	if inline {
+		c.readDrain(buf, n)
+		return
+	}
 	if n < len(*buf) && c.parser.between() && onlyControl((*buf)[:n]) {
 		// Pongs and pings (the heartbeat's traffic) run no application
 		// code: handle them here rather than waking a pool goroutine.

@@ -13,6 +13,8 @@ type poller struct{}
 
 func (p *poller) stop() {}
 
+func (p *poller) run() {}
+
 func (s *Server) servePolled(net.Conn, *Admission) bool { return false }
 
 func (c *Conn) readDrain(*[]byte, int) {}
