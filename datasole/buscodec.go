@@ -56,7 +56,9 @@ const (
 // goes in the next one.
 const maxBusBatch = 1 << 20
 
-func (m *busMsg) size() int { return 64 + len(m.origin) + len(m.target.id) + len(m.msg) + len(m.key) + len(m.value) }
+func (m *busMsg) size() int {
+	return 64 + len(m.origin) + len(m.target.id) + len(m.msg) + len(m.key) + len(m.value)
+}
 
 func (m *busMsg) appendTo(b []byte) []byte {
 	b = append(b, byte(m.kind))
