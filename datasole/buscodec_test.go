@@ -10,8 +10,8 @@ import (
 
 func sampleBus() []*busMsg {
 	return []*busMsg{
-		{kind: busFrame, origin: "N1", sentAt: 42, target: ToTag("room:1"), op: protocol.EventS2C, msg: []byte{4, 0, 0, 0, 0, 0, 0, 0, 2, '{', '}'}},
-		{kind: busState, origin: "N1", target: ToUser("ada"), op: protocol.StatePatch, msg: []byte("frame"), key: "cart", version: 7, base: 5, value: []byte(`{"n":1}`)},
+		{kind: busFrame, origin: "N1", seq: 1, sentAt: 42, target: ToTag("room:1"), op: protocol.EventS2C, msg: []byte{4, 0, 0, 0, 0, 0, 0, 0, 2, '{', '}'}},
+		{kind: busState, origin: "N1", seq: 2, target: ToUser("ada"), op: protocol.StatePatch, msg: []byte("frame"), key: "cart", version: 7, base: 5, value: []byte(`{"n":1}`)},
 		{kind: busState, origin: "N2", target: ToAll(), op: protocol.StateSnapshot, key: "gone"}, // deleted: no value
 		{kind: busClose, origin: "N2", target: ToUser("bob"), version: 4003, key: "revoked"},
 	}
@@ -83,4 +83,27 @@ func FuzzDecodeBus(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestPeerSequencesDropDuplicatesAndNoticeLosses(t *testing.T) {
+	var p peerSeqs
+	steps := []struct {
+		origin string
+		seq    uint64
+		want   seqVerdict
+	}{
+		{"A", 5, seqNext},      // the first message of a node: whatever its number
+		{"A", 6, seqNext},      // the next one
+		{"A", 6, seqDuplicate}, // published twice (a retried publication the backend had taken)
+		{"A", 3, seqDuplicate}, // older
+		{"B", 1, seqNext},      // another node counts on its own
+		{"A", 9, seqGap},       // 7 and 8 were lost
+		{"A", 0, seqNext},      // unsequenced (a gap announcement) always passes
+		{"A", 10, seqNext},
+	}
+	for i, st := range steps {
+		if got := p.check(st.origin, st.seq, int64(i)); got != st.want {
+			t.Fatalf("step %d (%s #%d): %v, want %v", i, st.origin, st.seq, got, st.want)
+		}
+	}
 }

@@ -12,7 +12,9 @@ import (
 // while the backend is down, leaves in the next one as a batch: a burst
 // after an outage costs a few publications, not one per message.
 //
-// The queue is bounded in bytes. What does not fit is dropped, counted, and
+// Messages carry a sequence number per node, so receivers drop duplicates
+// (a publication the backend took just as its call timed out is sent
+// again) and notice losses. The queue is bounded in bytes. What does not fit is dropped, counted, and
 // announced to the other nodes with a gap message as soon as the bus works
 // again; they then reload state and CRDTs from the store (versions repair
 // them). Pushes dropped that way are lost: events are delivered at most once
@@ -23,7 +25,8 @@ type publisher struct {
 	mu      sync.Mutex
 	queue   []*busMsg
 	bytes   int
-	dropped bool // messages were dropped since the last successful publication
+	dropped bool   // messages were dropped since the last successful publication
+	seq     uint64 // of the last message queued
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -50,6 +53,8 @@ func (p *publisher) enqueue(m *busMsg) {
 		p.mu.Unlock()
 		p.s.backendError("publish-overflow", errPublishOverflow)
 	} else {
+		p.seq++
+		m.seq = p.seq
 		p.queue = append(p.queue, m)
 		p.bytes += n
 		p.mu.Unlock()
