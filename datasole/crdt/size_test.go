@@ -74,10 +74,10 @@ func drawField(t *rapid.T) string {
 
 // checkSize asserts what the server relies on: Size bounds the real
 // encoding, and EncodedState is that encoding, however it was reached.
-func checkSize(t *rapid.T, c CRDT) {
+func checkSize(t interface{ Fatalf(string, ...any) }, c CRDT) {
 	real, err := json.Marshal(c.State())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	if len(real) > c.Size() {
 		t.Fatalf("%s: encoded state of %d bytes above its bound %d:\n%s", c.Type(), len(real), c.Size(), real)

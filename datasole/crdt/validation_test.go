@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -557,6 +558,69 @@ func TestSeqJumps(t *testing.T) {
 		}
 		if _, err := c.Increment(1); !errors.Is(err, ErrTooLarge) {
 			t.Fatalf("error %v, want ErrTooLarge", err)
+		}
+	})
+}
+
+func TestReset(t *testing.T) {
+	for _, typ := range allTypes {
+		t.Run(typ+" becomes a fresh replica that merged the state", func(t *testing.T) {
+			lim := Limits{Now: fixedClock(1_700_000_000_000)}
+			server := mustNew(t, typ, "server", lim)
+			client := mustNew(t, typ, "c1", lim)
+			change := func(c CRDT, ts int64) {
+				var err error
+				switch c := c.(type) {
+				case *PNCounter:
+					_, err = c.Increment(uint64(ts))
+				case *LWWRegister:
+					_, err = c.Set(ts, ts)
+				case *LWWMap:
+					_, err = c.Set(fmt.Sprint("f", ts), ts, ts)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			change(server, 5)
+			change(client, 7) // the local change the server refused
+			v := client.State().Metadata.Version
+			if err := client.(interface{ Reset(State) error }).Reset(server.State()); err != nil {
+				t.Fatal(err)
+			}
+			want := mustNew(t, typ, "c1", lim)
+			if err := want.Merge(server.State()); err != nil {
+				t.Fatal(err)
+			}
+			if got, w := view(t, client.State()), view(t, want.State()); got != w {
+				t.Fatalf("after reset\n%s\nwant\n%s", got, w)
+			}
+			checkSize(t, client)
+			if client.State().Metadata.Version <= v {
+				t.Error("version did not grow")
+			}
+			bad := State{Type: "other"}
+			before := bytes.Clone(client.EncodedState())
+			if err := client.(interface{ Reset(State) error }).Reset(bad); !errors.Is(err, ErrTypeMismatch) {
+				t.Fatalf("error %v, want ErrTypeMismatch", err)
+			}
+			if !bytes.Equal(before, client.EncodedState()) {
+				t.Fatal("a refused reset changed the replica")
+			}
+		})
+	}
+	t.Run("a counter's own ops continue after the state's seq", func(t *testing.T) {
+		c, _ := NewPNCounter("c1", Limits{})
+		for range 3 {
+			_, _ = c.Increment(1)
+		}
+		s := c.State()
+		_, _ = c.Increment(1)
+		if err := c.Reset(s); err != nil {
+			t.Fatal(err)
+		}
+		if op, _ := c.Increment(1); op.Seq != 4 || c.Value() != 4 {
+			t.Fatalf("seq %d value %d, want 4 and 4", op.Seq, c.Value())
 		}
 	})
 }
