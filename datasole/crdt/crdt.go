@@ -154,9 +154,10 @@ type Limits struct {
 	// DefaultMaxValueBytes (64 KiB); it is never above MaxStateBytes.
 	MaxValueBytes int
 	// MaxNodes bounds the distinct node ids a pn-counter takes local changes
-	// and ops from; each costs about three times its length plus 54 bytes of
-	// state, for good, so this is the number of writers a counter can ever
-	// have. Zero means DefaultMaxNodes (1,024). Merges are held to MaxEntries.
+	// and ops from, its own included. Each node stays in the state for good
+	// (at most three times its JSON-quoted id plus 54 bytes), so this is the
+	// number of writers a counter can ever have. Zero means DefaultMaxNodes
+	// (1,024). Merges are held to MaxEntries.
 	MaxNodes int
 	// MaxSeqJump bounds how far a remote pn-counter op's seq may lie past the
 	// highest seq known for its node (0 for a new node); ops beyond are
