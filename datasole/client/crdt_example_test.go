@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/http/httptest"
 
@@ -18,10 +19,18 @@ import (
 // replica refuses (too large, forbidden members) fail at once instead.
 func ExampleClient_OnCRDTError() {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet, CRDT: datasole.CRDTOptions{
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet, CRDT: datasole.CRDTOptions{
 		Authorize: func(c *datasole.Conn, key string, op crdt.Op) error { return errors.New("read-only") },
 	}})
-	ds.RegisterCRDTType("votes", datasole.Global(), crdt.TypePNCounter)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := ds.RegisterCRDTType("votes", datasole.Global(), crdt.TypePNCounter); err != nil {
+		log.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	hs := httptest.NewServer(ds.Handler())
 	defer hs.Close()
 	defer ds.Close(context.Background())

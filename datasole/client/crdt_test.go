@@ -289,14 +289,20 @@ func TestCRDTWriteRefusedByARealServerAfterReconnect(t *testing.T) {
 	ctx := context.Background()
 	gate := make(chan struct{})
 	var admitted atomic.Int32
-	ds := datasole.New(datasole.Options{Logger: quiet(), Auth: func(r *http.Request) (*datasole.Principal, error) {
+	ds, err := datasole.New(datasole.Options{Logger: quiet(), Auth: func(r *http.Request) (*datasole.Principal, error) {
 		if admitted.Add(1) > 1 {
 			<-gate // the reconnect waits until the map is full
 		}
 		return &datasole.Principal{UserID: "alice"}, nil
 	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	serverMap, err := ds.RegisterCRDTType("m", datasole.Global(), crdt.TypeLWWMap)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	conns := make(chan *datasole.Conn, 4)
