@@ -3,6 +3,7 @@ package auth_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -75,11 +76,15 @@ var apps = map[string]app{
 				return err
 			}
 		})
-		cfg := middleware.LoggerConfig{Output: log}
+		cfg := middleware.RequestLoggerConfig{LogURI: true, LogStatus: true,
+			LogValuesFunc: func(_ echo.Context, v middleware.RequestLoggerValues) error {
+				_, err := fmt.Fprintf(log, "%d %s\n", v.Status, v.URI)
+				return err
+			}}
 		if skip {
 			cfg.Skipper = dsecho.Skip(ds) // docs/frameworks/echo.md
 		}
-		e.Use(middleware.LoggerWithConfig(cfg))
+		e.Use(middleware.RequestLoggerWithConfig(cfg))
 		e.Use(dsecho.Mount(ds))
 		e.GET("/api/hello", func(c echo.Context) error { return c.String(http.StatusOK, "hi") })
 		hs := httptest.NewServer(e)
