@@ -115,7 +115,7 @@ func (t *Tickets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(ticketResponse{Ticket: ticket, ExpiresIn: int(t.ttl / time.Second)})
+	json.NewEncoder(w).Encode(ticketResponse{Ticket: ticket, ExpiresIn: int((t.ttl + time.Second - 1) / time.Second)})
 }
 
 func (t *Tickets) principal(r *http.Request) (*Principal, error) {

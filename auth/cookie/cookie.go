@@ -308,7 +308,8 @@ func (s *Session) IssueID(w http.ResponseWriter, sessionID string) error {
 }
 
 // Issue sets the session cookie for p on w, typically from a login handler.
-// It fails when p has no user id or the encoded cookie exceeds 4096 bytes.
+// It fails when p has no user id, the encoded cookie exceeds 4096 bytes, or
+// Options.Lookup is set (then use IssueID).
 func (s *Session) Issue(w http.ResponseWriter, p *datasole.Principal) error {
 	_, value, err := s.Encode(p)
 	if err != nil {
