@@ -16,7 +16,16 @@ import (
 	"github.com/datasole/datasole-go/datasole/authtest"
 	"github.com/datasole/datasole-go/datasole/backend"
 	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
 )
+
+// noLeaks fails t if goroutines started during the test outlive it: it runs
+// after every cleanup registered later (servers, stores, backends).
+func noLeaks(t *testing.T) {
+	t.Helper()
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
+}
 
 // node is one datasole server authenticating cookies against a Store on a
 // shared backend, as each node of a cluster does.
@@ -101,6 +110,7 @@ func closeCode(t *testing.T, ws *websocket.Conn) int {
 }
 
 func TestRevokedSessionIsRefusedAndItsConnectionClosed(t *testing.T) {
+	noLeaks(t)
 	b := backend.NewMemory(backend.MemoryOptions{Prefix: "revoke-test:"})
 	t.Cleanup(func() { b.Close() })
 	n := newNode(t, b)
@@ -140,6 +150,7 @@ func TestRevokedSessionIsRefusedAndItsConnectionClosed(t *testing.T) {
 }
 
 func TestRevocationReachesOtherNodes(t *testing.T) {
+	noLeaks(t)
 	shared := backend.NewMemory(backend.MemoryOptions{Prefix: "revoke-nodes:"})
 	peer := backend.NewMemory(backend.MemoryOptions{Prefix: "revoke-nodes:", Peer: shared})
 	t.Cleanup(func() { shared.Close(); peer.Close() })
@@ -164,6 +175,7 @@ func TestRevocationReachesOtherNodes(t *testing.T) {
 // A connection whose cookie passed Lookup just before a revocation reached
 // this node, and that opens just after, is closed as it opens.
 func TestRevocationDuringTheUpgradeClosesTheConnection(t *testing.T) {
+	noLeaks(t)
 	b := backend.NewMemory(backend.MemoryOptions{Prefix: "revoke-race:"})
 	t.Cleanup(func() { b.Close() })
 	store, err := NewStore(StoreOptions{Backend: b})
