@@ -251,6 +251,8 @@ func TestUnsafeConfigurationIsRefused(t *testing.T) {
 		{"a custom proxy without header names", Options{Proxy: ProxyCustom, TrustedProxies: loopback}},
 		{"an unknown proxy", Options{Proxy: Proxy(42), TrustedProxies: loopback}},
 		{"an unknown identity", Options{Identity: Identity(7)}},
+		{"trusted proxy names without a proxy", Options{TrustedProxyNames: []string{"edge"}}},
+		{"an empty trusted proxy name", Options{Proxy: ProxyNginx, TrustedProxyNames: []string{""}}},
 	}
 	for _, tc := range cases {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
