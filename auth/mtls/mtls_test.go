@@ -183,7 +183,7 @@ func TestUntrustedHeadersAreIgnored(t *testing.T) {
 // with the given policy, and returns a client presenting cert.
 func serveTLS(t *testing.T, h datasole.AuthHandler, auth tls.ClientAuthType, cert issued) (*httptest.Server, *http.Client) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(authtest.Endpoint(h))
+	srv := httptest.NewUnstartedServer(authtest.Endpoint(t, h))
 	pool := x509.NewCertPool()
 	pool.AddCert(ca().cert)
 	srv.TLS = &tls.Config{ClientAuth: auth, ClientCAs: pool}
