@@ -76,6 +76,7 @@ func parseTarget(s string) (target, error) {
 
 type config struct {
 	conns, depth, payload, bigPayload int
+	burst                             int
 	warmup, duration                  time.Duration
 	subs, rate, msgSize               int
 	fanoutDuration                    time.Duration
@@ -90,20 +91,21 @@ type config struct {
 
 func main() {
 	var cfg config
-	targetsFlag := flag.String("targets", "gorilla,nbio,centrifuge,dshttp,dsfiber", "comma-separated targets: server[:go][+batch]")
-	scenariosFlag := flag.String("scenarios", "rpc,rpc-seq,rpc-2k,fanout,fanout-sat,idle,churn", "comma-separated scenarios")
+	targetsFlag := flag.String("targets", "gorilla,nbio,centrifuge,dshttp,dsfiber,dshttp:go,dshttp:go+batch", "comma-separated targets: server[:go][+batch]")
+	scenariosFlag := flag.String("scenarios", "rpc,rpc-seq,rpc-2k,burst,fanout,fanout-sat,idle,churn", "comma-separated scenarios")
 	flag.IntVar(&cfg.conns, "conns", 50, "rpc: connections")
 	flag.IntVar(&cfg.depth, "depth", 4, "rpc: calls in flight per connection")
 	flag.IntVar(&cfg.payload, "payload", 16, "rpc and rpc-seq: params size in bytes")
 	flag.IntVar(&cfg.bigPayload, "payload-big", 2048, "rpc-2k: params size in bytes (compressed both ways by datasole)")
+	flag.IntVar(&cfg.burst, "burst", 1000, "burst: calls sent at once on one connection")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "rpc: load before measuring")
 	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "rpc: measured window")
 	flag.IntVar(&cfg.subs, "subs", 1000, "fanout: subscribers")
 	flag.IntVar(&cfg.rate, "rate", 100, "fanout: messages per second")
 	flag.IntVar(&cfg.msgSize, "msg-size", 100, "fanout: message size in bytes")
 	flag.DurationVar(&cfg.fanoutDuration, "fanout-duration", 5*time.Second, "fanout and fanout-sat: publishing time")
-	flag.IntVar(&cfg.satWindow, "sat-window", 64, "fanout-sat: messages published ahead of the slowest subscriber")
-	flag.IntVar(&cfg.satBurst, "sat-burst", 8, "fanout-sat: messages per publish request")
+	flag.IntVar(&cfg.satWindow, "sat-window", 512, "fanout-sat: messages published ahead of the slowest subscriber")
+	flag.IntVar(&cfg.satBurst, "sat-burst", 32, "fanout-sat: messages per publish request")
 	idleFlag := flag.String("idle", "10000,100000", "idle: connection counts, comma-separated")
 	flag.IntVar(&cfg.idleParallel, "idle-parallel", 64, "idle: dials at a time")
 	flag.DurationVar(&cfg.idleSettle, "idle-settle", 2*time.Second, "idle: wait after the last connection before measuring")
@@ -112,6 +114,8 @@ func main() {
 	flag.DurationVar(&cfg.churnDuration, "churn-duration", 5*time.Second, "churn: measured time")
 	outDir := flag.String("out", "bench/results", "directory for results.md, results.json and chart.svg")
 	binDir := flag.String("bin", "", "directory holding the built server programs (default: build them)")
+	docFlag := flag.String("doc", "", "Markdown file whose block between "+beginMark+" and "+endMark+" gets the table")
+	chartFlag := flag.String("chart", "", "also write the SVG chart to this file")
 	oursFlag := flag.String("ratios", "dshttp,dsfiber", "targets that get ratio columns")
 	basesFlag := flag.String("bases", "gorilla,centrifuge", "targets the ratio columns divide by")
 	flag.Parse()
@@ -174,6 +178,9 @@ func main() {
 				if ctx.Err() != nil {
 					break
 				}
+				if (t.goClient || t.batch) && !j.clientMatters {
+					continue // idle and churn use the raw client whatever the mode
+				}
 				res := report.Result{Scenario: j.id, Label: j.label, Target: t.name}
 				if j.needFiles > 0 && uint64(j.needFiles) > nofile {
 					res.Error = fmt.Sprintf("RLIMIT_NOFILE is %d here, %d connections need more (raise the hard limit, e.g. ulimit -Hn %d, as root)",
@@ -208,6 +215,41 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("wrote %s", *outDir)
+	if *chartFlag != "" {
+		var svg strings.Builder
+		run.WriteSVG(&svg, rows, "gorilla")
+		if err := os.WriteFile(*chartFlag, []byte(svg.String()), 0o644); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("wrote %s", *chartFlag)
+	}
+	if *docFlag != "" {
+		if err := replaceBlock(*docFlag, md.String()); err != nil {
+			log.Fatal(err)
+		}
+		log.Printf("updated %s", *docFlag)
+	}
+}
+
+// Markers of the generated block in the -doc file.
+const (
+	beginMark = "<!-- bench-compare:begin -->"
+	endMark   = "<!-- bench-compare:end -->"
+)
+
+// replaceBlock replaces what is between the markers in file with content.
+func replaceBlock(file, content string) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	before, rest, ok1 := strings.Cut(string(b), beginMark)
+	_, after, ok2 := strings.Cut(rest, endMark)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("%s: no %s … %s block", file, beginMark, endMark)
+	}
+	out := before + beginMark + "\n" + strings.TrimSpace(content) + "\n" + endMark + after
+	return os.WriteFile(file, []byte(out), 0o644)
 }
 
 func splitList(s string) []string {

@@ -16,13 +16,16 @@ import (
 // a fresh server process.
 type job struct {
 	id, label string
-	needFiles int // open files the run needs on each side
-	run       func(ctx context.Context, e *load.Env) (load.Metrics, error)
+	// clientMatters says whether the target's client mode (:go, +batch)
+	// changes the run; targets with a mode skip the jobs where it does not.
+	clientMatters bool
+	needFiles     int // open files the run needs on each side
+	run           func(ctx context.Context, e *load.Env) (load.Metrics, error)
 }
 
 func knownScenario(s string) bool {
 	switch s {
-	case "rpc", "rpc-seq", "rpc-2k", "fanout", "fanout-sat", "idle", "churn":
+	case "rpc", "rpc-seq", "rpc-2k", "burst", "fanout", "fanout-sat", "idle", "churn":
 		return true
 	}
 	return false
@@ -37,21 +40,27 @@ func jobs(sc string, cfg config) []job {
 	}
 	switch sc {
 	case "rpc":
-		return []job{{id: sc, label: fmt.Sprintf("RPC echo, %d conns × %d in flight, %d B", cfg.conns, cfg.depth, cfg.payload),
+		return []job{{id: sc, clientMatters: true, label: fmt.Sprintf("RPC echo, %d conns × %d in flight, %d B", cfg.conns, cfg.depth, cfg.payload),
 			run: rpc(cfg.conns, cfg.depth, cfg.payload)}}
 	case "rpc-seq":
-		return []job{{id: sc, label: fmt.Sprintf("RPC echo, 1 conn sequential, %d B", cfg.payload),
+		return []job{{id: sc, clientMatters: true, label: fmt.Sprintf("RPC echo, 1 conn sequential, %d B", cfg.payload),
 			run: rpc(1, 1, cfg.payload)}}
 	case "rpc-2k":
-		return []job{{id: sc, label: fmt.Sprintf("RPC echo, %d conns × %d in flight, %d B", cfg.conns, cfg.depth, cfg.bigPayload),
+		return []job{{id: sc, clientMatters: true, label: fmt.Sprintf("RPC echo, %d conns × %d in flight, %d B", cfg.conns, cfg.depth, cfg.bigPayload),
 			run: rpc(cfg.conns, cfg.depth, cfg.bigPayload)}}
+	case "burst":
+		params := load.Params(cfg.payload)
+		return []job{{id: sc, clientMatters: true, label: fmt.Sprintf("%s calls at once on 1 conn, %d B", report.Format(float64(cfg.burst), 0), cfg.payload),
+			run: func(ctx context.Context, e *load.Env) (load.Metrics, error) {
+				return load.Burst(ctx, e, cfg.burst, params, 30*time.Second)
+			}}}
 	case "fanout":
-		return []job{{id: sc, label: fmt.Sprintf("fan-out, %d subs @ %d msg/s", cfg.subs, cfg.rate), needFiles: cfg.subs,
+		return []job{{id: sc, clientMatters: true, label: fmt.Sprintf("fan-out, %d subs @ %d msg/s", cfg.subs, cfg.rate), needFiles: cfg.subs + 1024,
 			run: func(ctx context.Context, e *load.Env) (load.Metrics, error) {
 				return load.Fanout(ctx, e, load.FanoutConfig{Subs: cfg.subs, Rate: cfg.rate, Size: cfg.msgSize, Duration: cfg.fanoutDuration})
 			}}}
 	case "fanout-sat":
-		return []job{{id: sc, label: fmt.Sprintf("fan-out saturation, %d subs", cfg.subs), needFiles: cfg.subs,
+		return []job{{id: sc, clientMatters: true, label: fmt.Sprintf("fan-out saturation, %d subs", cfg.subs), needFiles: cfg.subs + 1024,
 			run: func(ctx context.Context, e *load.Env) (load.Metrics, error) {
 				return load.Fanout(ctx, e, load.FanoutConfig{Subs: cfg.subs, Size: cfg.msgSize, Duration: cfg.fanoutDuration,
 					Burst: cfg.satBurst, Window: cfg.satWindow})
@@ -60,7 +69,7 @@ func jobs(sc string, cfg config) []job {
 		var out []job
 		for _, n := range cfg.idle {
 			out = append(out, job{id: fmt.Sprintf("idle-%d", n), label: fmt.Sprintf("idle, %s connections", report.Format(float64(n), 0)),
-				needFiles: n,
+				needFiles: n + 1024,
 				run: func(ctx context.Context, e *load.Env) (load.Metrics, error) {
 					return load.Idle(ctx, e, load.IdleConfig{Conns: n, Parallel: cfg.idleParallel, Settle: cfg.idleSettle})
 				}})
@@ -114,6 +123,7 @@ func tableRows(scenarios []string, cfg config) []report.Row {
 			report.Row{Metric: "calls_per_s", Label: "calls/s", HigherBetter: true, Chart: true},
 			report.Row{Metric: "p50_us", Label: "p50 (µs)", Chart: sc == "rpc-seq"},
 			report.Row{Metric: "p99_us", Label: "p99 (µs)"},
+			report.Row{Metric: "server_cpu_pct", Label: "server CPU (% of a core)"},
 			report.Row{Metric: "client_cpu_pct", Label: "load client CPU (% of a core)"},
 			report.Row{Metric: "errors", Label: "errors"},
 			report.Row{Metric: "batch_negotiated", Label: "batching negotiated (1 = yes)"},
@@ -123,6 +133,13 @@ func tableRows(scenarios []string, cfg config) []report.Row {
 		switch sc {
 		case "rpc", "rpc-2k", "rpc-seq":
 			rpcRows(sc)
+		case "burst":
+			add(sc,
+				report.Row{Metric: "answers", Label: "answered", HigherBetter: true},
+				report.Row{Metric: "errors", Label: "error replies"},
+				report.Row{Metric: "missing", Label: "unanswered after 30 s"},
+				report.Row{Metric: "all_answered_ms", Label: "time to the last answer (ms)", Digits: 1},
+			)
 		case "fanout":
 			add(sc,
 				report.Row{Metric: "delivered_pct", Label: "delivered (%)", Digits: 2, HigherBetter: true},
@@ -137,6 +154,7 @@ func tableRows(scenarios []string, cfg config) []report.Row {
 				report.Row{Metric: "subscribers_closed", Label: "subscribers closed"},
 				report.Row{Metric: "server_cpu_us_per_delivery", Label: "server CPU per delivery (µs)", Digits: 2},
 				report.Row{Metric: "p99_ms", Label: "p99 (ms)", Digits: 1},
+				report.Row{Metric: "server_cpu_pct", Label: "server CPU (% of a core)"},
 				report.Row{Metric: "client_cpu_pct", Label: "load client CPU (% of a core)"},
 				report.Row{Metric: "batch_negotiated", Label: "batching negotiated (1 = yes)"},
 			)

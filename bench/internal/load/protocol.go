@@ -53,11 +53,12 @@ func (Echo) AppendCall(dst []byte, id uint32, params []byte) []byte {
 }
 
 func (Echo) Parse(msg []byte, onReply func(uint32, bool), onPush func([]byte)) ([]byte, error) {
-	if len(msg) >= 5 && msg[0] == 'R' {
+	switch {
+	case len(msg) >= 5 && msg[0] == 'R':
 		onReply(binary.BigEndian.Uint32(msg[1:]), true)
-		return nil, nil
+	case len(msg) > 0 && msg[0] == '{':
+		onPush(msg)
 	}
-	onPush(msg)
 	return nil, nil
 }
 
