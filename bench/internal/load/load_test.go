@@ -99,3 +99,26 @@ func TestEchoParse(t *testing.T) {
 		t.Fatalf("id %#x pub %s", id, pub)
 	}
 }
+
+func TestDatasoleCallAllocatesNothingIntoARoomyBuffer(t *testing.T) {
+	buf := make([]byte, 0, 8<<10)
+	small, big := Params(16), Params(2048)
+	for _, params := range [][]byte{small, big} {
+		d := Datasole{}
+		if n := testing.AllocsPerRun(50, func() { buf = d.AppendCall(buf[:0], 123456, params) }); n != 0 && !raceEnabled {
+			t.Errorf("%d-byte params: %v allocations per call", len(params), n)
+		}
+		f, err := protocol.Decode(buf)
+		if err != nil || f.Opcode != protocol.RPCReq || f.CorrelationID != 123456 {
+			t.Fatalf("%d-byte params: %v id %d, %v", len(params), f.Opcode, f.CorrelationID, err)
+		}
+		var req protocol.RPCRequest
+		if err := json.Unmarshal(f.Payload, &req); err != nil || req.Method != "echo" || string(req.Params) != string(params) ||
+			string(req.CorrelationID) != "123456" {
+			t.Fatalf("%d-byte params: body %s, %v", len(params), f.Payload, err)
+		}
+		if compressed := protocol.IsCompressed(buf); compressed != (len(params) > 200) {
+			t.Errorf("%d-byte params: compressed = %v", len(params), compressed)
+		}
+	}
+}

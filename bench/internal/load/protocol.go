@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/gorilla/websocket"
 
@@ -94,19 +95,31 @@ func (Datasole) Subscribe(*Conn) error { return nil } // v1 broadcasts reach eve
 func (Datasole) MessageType() int      { return websocket.BinaryMessage }
 
 func (Datasole) AppendCall(dst []byte, id uint32, params []byte) []byte {
-	// The stock client's body: method, params, correlationId repeated.
-	var body [64]byte
-	payload := append(body[:0], `{"method":"echo","params":`...)
-	payload = append(payload, params...)
-	payload = append(payload, `,"correlationId":`...)
-	payload = strconv.AppendUint(payload, uint64(id), 10)
-	payload = append(payload, '}')
-	out, err := protocol.AppendEncode(dst, protocol.RPCReq, id, payload)
-	if err != nil {
-		panic(err) // params are at most a few KiB
+	// The frame is built in place after dst's end: header, then the stock
+	// client's body (method, params, correlationId repeated).
+	start := len(dst)
+	dst = append(dst, byte(protocol.RPCReq))
+	dst = binary.BigEndian.AppendUint32(dst, id)
+	dst = append(dst, 0, 0, 0, 0) // payload length, set below
+	dst = append(dst, `{"method":"echo","params":`...)
+	dst = append(dst, params...)
+	dst = append(dst, `,"correlationId":`...)
+	dst = strconv.AppendUint(dst, uint64(id), 10)
+	dst = append(dst, '}')
+	frame := dst[start:]
+	binary.BigEndian.PutUint32(frame[5:9], uint32(len(frame)-protocol.HeaderSize))
+	if len(frame) <= protocol.CompressThreshold {
+		return dst
 	}
-	return out
+	// Over the threshold the message is the frame's zlib encoding.
+	scratch := framePool.Get().(*[]byte)
+	*scratch = append((*scratch)[:0], frame...)
+	dst = protocol.Compress(dst[:start], *scratch)
+	framePool.Put(scratch)
+	return dst
 }
+
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
 
 var errorMember = []byte(`"error":{`)
 
