@@ -17,25 +17,27 @@ type IdleConfig struct {
 	Settle          time.Duration
 }
 
-// Idle opens connections that then do nothing (after the protocol's
-// handshake: centrifuge's connect command) and reports the server's memory
-// per connection: heap and stacks in use after a GC, and the growth of its
-// resident set. The load client keeps only the sockets (no goroutine, no
-// buffers), and does not answer application pings while idle, so the
-// measurement must end before a server would close a silent peer (datasole:
-// two heartbeats, 50 s; centrifuge: ping at 25 s plus 8 s for the pong).
+// Idle opens connections that then send nothing of their own (after the
+// protocol's handshake: centrifuge's connect command) and reports the
+// server's memory per connection: heap and stacks in use after a GC, and the
+// growth of its resident set. Each connection has a reader here that answers
+// the server's pings (WebSocket pings, centrifuge's application pings), as a
+// live idle client does, so however long the dialing takes no server closes
+// them as dead.
 func Idle(ctx context.Context, e *Env, cfg IdleConfig) (Metrics, error) {
 	before, err := e.Mem(ctx)
 	if err != nil {
 		return nil, err
 	}
-	conns := make([]net.Conn, cfg.Conns)
+	conns := make([]*Conn, cfg.Conns)
+	var readers sync.WaitGroup
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
 				c.Close()
 			}
 		}
+		readers.Wait()
 	}()
 	var next atomic.Int64
 	var firstErr error
@@ -61,9 +63,8 @@ func Idle(ctx context.Context, e *Env, cfg IdleConfig) (Metrics, error) {
 					}
 					return
 				}
-				// Keep the socket only: the gorilla connection and its
-				// buffers become garbage in this process.
-				conns[i] = c.WS.NetConn()
+				conns[i] = c
+				readers.Go(func() { answerPings(c, e.Proto) })
 			}
 		})
 	}
@@ -147,4 +148,24 @@ func Churn(ctx context.Context, e *Env, cfg ChurnConfig) (Metrics, error) {
 		"client_cpu_pct":            100 * m.Self.Seconds() / m.Wall.Seconds(),
 		"failed":                    float64(failed.Load()),
 	}, nil
+}
+
+// answerPings reads an idle connection until it closes: gorilla answers
+// WebSocket pings while reading, and an application ping (centrifuge's {})
+// gets the protocol's answer. Nothing else is expected.
+func answerPings(c *Conn, p Protocol) {
+	var buf []byte
+	for {
+		_, rd, err := c.WS.NextReader()
+		if err != nil {
+			return
+		}
+		if buf, err = readAll(rd, buf[:0]); err != nil {
+			return
+		}
+		answer, _ := p.Parse(buf, func(uint32, bool) {}, ignorePush)
+		if answer != nil {
+			c.WS.WriteMessage(p.MessageType(), answer)
+		}
+	}
 }
