@@ -178,7 +178,6 @@ func eachBatchItem(msg []byte, fn func(item []byte) error) error {
 type BatchWriter struct {
 	buf   []byte
 	items int
-	tmp   []byte
 }
 
 // Add appends one v1 message (a frame or a compressed frame) as an item.
