@@ -265,7 +265,9 @@ func readAll(rd io.Reader, b []byte) ([]byte, error) {
 // ---- datasole/client ----------------------------------------------------------
 
 // dialGoClient connects datasole/client to e, offering the batching
-// extension when e.Batch; onDown runs when the link drops. With probe it
+// extension when e.Batch; onDown runs when the link drops. The offer is made
+// through the client's Dialer; should the client come to make its own offer,
+// its switch for batching is what the two modes must set instead. With probe it
 // also returns the subprotocol the server selects for that offer, seen by a
 // separate probe connection (the client does not expose it).
 func dialGoClient(ctx context.Context, e *Env, probe bool, onDown func()) (*client.Client, string, error) {
