@@ -174,6 +174,7 @@ func Fanout(ctx context.Context, e *Env, cfg FanoutConfig) (Metrics, error) {
 		"server_cpu_us_per_delivery": float64(m.Server.Nanoseconds()) / 1e3 / float64(max(delivered, 1)),
 		"server_cpu_pct":             100 * m.Server.Seconds() / m.Wall.Seconds(),
 		"client_cpu_pct":             100 * m.Self.Seconds() / m.Wall.Seconds(),
+		"client_cpu_us_per_delivery": float64(m.Self.Nanoseconds()) / 1e3 / float64(max(delivered, 1)),
 		"batch_negotiated":           negotiated,
 	}, nil
 }

@@ -129,6 +129,7 @@ func RPC(ctx context.Context, e *Env, cfg RPCConfig) (Metrics, error) {
 		"server_cpu_us_per_call": float64(m.Server.Microseconds()) / float64(calls),
 		"server_cpu_pct":         100 * m.Server.Seconds() / sec,
 		"client_cpu_pct":         100 * m.Self.Seconds() / sec,
+		"client_cpu_us_per_call": float64(m.Self.Microseconds()) / float64(calls),
 		"p50_us":                 float64(h.Quantile(0.50).Nanoseconds()) / 1e3,
 		"p99_us":                 float64(h.Quantile(0.99).Nanoseconds()) / 1e3,
 		"errors":                 float64(failed),
