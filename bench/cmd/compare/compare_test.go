@@ -29,7 +29,7 @@ func TestHarnessAgainstRealServers(t *testing.T) {
 		conns: 2, depth: 3, payload: 16, bigPayload: 2048, burst: 50,
 		warmup: 100 * time.Millisecond, duration: 300 * time.Millisecond,
 		subs: 10, rate: 50, msgSize: 100, fanoutDuration: 300 * time.Millisecond,
-		satWindow: 32, satBurst: 4,
+		satWindow: 32, satBurst: 4, drain: 20 * time.Second,
 		idle: []int{50}, idleParallel: 8, idleSettle: 100 * time.Millisecond,
 		churnWorkers: 2, churnDuration: 200 * time.Millisecond,
 	}

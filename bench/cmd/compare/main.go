@@ -81,6 +81,7 @@ type config struct {
 	subs, rate, msgSize               int
 	fanoutDuration                    time.Duration
 	satWindow, satBurst               int
+	drain                             time.Duration
 	idle                              []int
 	idleParallel                      int
 	idleSettle                        time.Duration
@@ -106,6 +107,7 @@ func main() {
 	flag.DurationVar(&cfg.fanoutDuration, "fanout-duration", 4*time.Second, "fanout and fanout-sat: publishing time")
 	flag.IntVar(&cfg.satWindow, "sat-window", 512, "fanout-sat: messages published ahead of the slowest subscriber")
 	flag.IntVar(&cfg.satBurst, "sat-burst", 32, "fanout-sat: messages per publish request")
+	flag.DurationVar(&cfg.drain, "drain", 2*time.Second, "fanout and fanout-sat: how long deliveries may stall after publishing before the rest counts as lost")
 	idleFlag := flag.String("idle", "10000,100000", "idle: connection counts, comma-separated")
 	flag.IntVar(&cfg.idleParallel, "idle-parallel", 64, "idle: dials at a time")
 	flag.DurationVar(&cfg.idleSettle, "idle-settle", 2*time.Second, "idle: wait after the last connection before measuring")

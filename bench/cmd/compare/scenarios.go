@@ -57,13 +57,13 @@ func jobs(sc string, cfg config) []job {
 	case "fanout":
 		return []job{{id: sc, clientMatters: true, label: fmt.Sprintf("fan-out, %d subs @ %d msg/s", cfg.subs, cfg.rate), needFiles: cfg.subs + 1024,
 			run: func(ctx context.Context, e *load.Env) (load.Metrics, error) {
-				return load.Fanout(ctx, e, load.FanoutConfig{Subs: cfg.subs, Rate: cfg.rate, Size: cfg.msgSize, Duration: cfg.fanoutDuration})
+				return load.Fanout(ctx, e, load.FanoutConfig{Subs: cfg.subs, Rate: cfg.rate, Size: cfg.msgSize, Duration: cfg.fanoutDuration, Drain: cfg.drain})
 			}}}
 	case "fanout-sat":
 		return []job{{id: sc, clientMatters: true, label: fmt.Sprintf("fan-out saturation, %d subs", cfg.subs), needFiles: cfg.subs + 1024,
 			run: func(ctx context.Context, e *load.Env) (load.Metrics, error) {
 				return load.Fanout(ctx, e, load.FanoutConfig{Subs: cfg.subs, Size: cfg.msgSize, Duration: cfg.fanoutDuration,
-					Burst: cfg.satBurst, Window: cfg.satWindow})
+					Burst: cfg.satBurst, Window: cfg.satWindow, Drain: cfg.drain})
 			}}}
 	case "idle":
 		var out []job

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,9 @@ type FanoutConfig struct {
 	Size          int
 	Duration      time.Duration
 	Burst, Window int
+	// Drain is how long deliveries may stall after publishing ends before
+	// what has not arrived counts as lost. Default 2 s.
+	Drain time.Duration
 }
 
 // subscriber is one receiving connection. delivered counts publications
@@ -116,7 +120,7 @@ func Fanout(ctx context.Context, e *Env, cfg FanoutConfig) (Metrics, error) {
 	pubWall := time.Since(m.wall0)
 
 	// Let what is on its way arrive: until every live subscriber has all,
-	// or nothing moved for a second.
+	// or nothing moved for cfg.Drain.
 	want := published
 	last, lastMove := int64(-1), time.Now()
 	for {
@@ -129,7 +133,7 @@ func Fanout(ctx context.Context, e *Env, cfg FanoutConfig) (Metrics, error) {
 				done = false
 			}
 		}
-		if done || time.Since(lastMove) > time.Second {
+		if done || time.Since(lastMove) > cmp.Or(cfg.Drain, 2*time.Second) {
 			break
 		}
 		if total != last {

@@ -73,6 +73,11 @@ func Idle(ctx context.Context, e *Env, cfg IdleConfig) (Metrics, error) {
 		return nil, firstErr
 	}
 	dialTime := time.Since(start)
+	// Measure once the server has registered every connection (or has
+	// given up on some: the table shows how many it counts).
+	if _, err := e.WaitConns(ctx, cfg.Conns, 30*time.Second); err != nil {
+		return nil, err
+	}
 	if err := sleepCtx(ctx, cfg.Settle); err != nil {
 		return nil, err
 	}
