@@ -19,6 +19,7 @@ import (
 // across nodes during an outage (docs/deployment.md).
 type publisher struct {
 	s       *Server
+	limit   int // bytes the queue may hold
 	mu      sync.Mutex
 	queue   []*busMsg
 	bytes   int
@@ -33,7 +34,7 @@ type publisher struct {
 const publishQueueBytes = 32 << 20
 
 func newPublisher(s *Server) *publisher {
-	return &publisher{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	return &publisher{s: s, limit: publishQueueBytes, wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 func (p *publisher) start() { go p.run() }
@@ -44,15 +45,15 @@ func (p *publisher) enqueue(m *busMsg) {
 	m.sentAt = time.Now().UnixNano()
 	n := m.size()
 	p.mu.Lock()
-	if p.bytes+n > publishQueueBytes {
+	if p.bytes+n > p.limit {
 		p.dropped = true
 		p.mu.Unlock()
 		p.s.backendError("publish-overflow", errPublishOverflow)
-		return
+	} else {
+		p.queue = append(p.queue, m)
+		p.bytes += n
+		p.mu.Unlock()
 	}
-	p.queue = append(p.queue, m)
-	p.bytes += n
-	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
 	default:
