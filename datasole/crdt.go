@@ -542,7 +542,7 @@ func (s *Server) handleCRDTOp(c *Conn, f protocol.Frame) {
 			code = "crdt-node-owned"
 		}
 		c.s.obs.FrameRefused(code)
-		c.sendError(f.CorrelationID, protocol.ErrorBody{Message: "crdt: " + code, Code: code})
+		c.sendError(f.CorrelationID, protocol.ErrorBody{Message: err.Error(), Code: code})
 	}
 }
 
