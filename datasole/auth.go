@@ -3,6 +3,7 @@ package datasole
 import (
 	"errors"
 	"net/http"
+	"time"
 )
 
 // Principal is who a connection belongs to, as established by the auth handler
@@ -15,6 +16,10 @@ type Principal struct {
 	Roles []string
 	// Metadata holds opaque claims such as tenant or plan.
 	Metadata map[string]any
+	// ExpiresAt is when the credential expires (a JWT's exp, a session
+	// cookie's expiry). The server closes the connection with
+	// CloseSessionExpired once it passes. Zero means never.
+	ExpiresAt time.Time
 }
 
 // HasRole reports whether p carries role.

@@ -144,10 +144,8 @@ func (r *busReader) bytes() []byte {
 const busTimeout = 5 * time.Second
 
 // startCluster subscribes to the bus and loads the stored state keys, so
-// this node can serve snapshots at once. Called by New when a backend is set.
-func (s *Server) startCluster() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*busTimeout)
-	defer cancel()
+// this node can serve snapshots at once. Called by Start when a backend is set.
+func (s *Server) startCluster(ctx context.Context) error {
 	b := s.opts.Backend
 	cancelSub, err := b.Subscribe(ctx, busChannel, s.onBus)
 	if err != nil {
@@ -211,7 +209,6 @@ func (s *Server) publish(m *busMsg) {
 }
 
 func (s *Server) backendError(op string, err error) {
-	s.stats.BackendErrors.Add(1)
 	s.obs.BackendError(op)
 	s.logSampled("datasole: backend operation failed", "op", op, "err", err)
 }
@@ -295,7 +292,7 @@ func (s *Server) applyRemoteCRDT(m *busMsg) {
 // onBusGap runs when the backend may have lost bus messages: reload every
 // cached state key from the store and send fresh snapshots.
 func (s *Server) onBusGap() {
-	s.stats.BusGaps.Add(1)
+	s.obs.BusGap()
 	for _, e := range s.live.all() {
 		s.reloadState(e, true)
 	}

@@ -30,14 +30,20 @@ type CRDTOptions struct {
 	AllowCreate func(c *Conn, key, typ string) bool
 }
 
+func (o CRDTOptions) check(c *optionChecker) {
+	c.nonNegative("Options.CRDT.MaxKeys", int64(o.MaxKeys), o.MaxKeys)
+	c.nonNegative("Options.CRDT.MaxKeysPerConn", int64(o.MaxKeysPerConn), o.MaxKeysPerConn)
+	c.nonNegative("Options.CRDT.MaxSkew", int64(o.MaxSkew), o.MaxSkew)
+}
+
 func (o CRDTOptions) withDefaults() CRDTOptions {
-	if o.MaxKeys <= 0 {
+	if o.MaxKeys == 0 {
 		o.MaxKeys = 1000
 	}
-	if o.MaxKeysPerConn <= 0 {
+	if o.MaxKeysPerConn == 0 {
 		o.MaxKeysPerConn = 16
 	}
-	if o.MaxSkew <= 0 {
+	if o.MaxSkew == 0 {
 		o.MaxSkew = time.Minute
 	}
 	return o
@@ -167,7 +173,7 @@ func (s *Server) applyCRDT(e *crdtEntry, op crdt.Op) error {
 	if err := e.c.Apply(op); err != nil {
 		return err
 	}
-	s.stats.CRDTOps.Add(1)
+	s.obs.CRDTApplied()
 	return s.crdtChanged(e)
 }
 
@@ -312,7 +318,7 @@ func (s *Server) handleCRDTOp(c *Conn, f protocol.Frame) {
 		c.sendFrame(protocol.CRDTState, 0, crdtStatePayload(e))
 		e.mu.Unlock()
 	default:
-		c.s.stats.BadFrames.Add(1)
+		c.s.obs.FrameRefused("crdt-invalid")
 		c.sendError(f.CorrelationID, protocol.ErrorBody{Message: err.Error(), Code: "crdt-invalid"})
 	}
 }

@@ -3,6 +3,7 @@ package datasole
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/datasole/datasole-go/datasole/protocol"
 )
@@ -16,7 +17,46 @@ var (
 	// ErrForbiddenKey is returned for state keys or members that would produce
 	// the path segments __proto__, constructor or prototype.
 	ErrForbiddenKey = errors.New("datasole: forbidden key")
+
+	// ErrInvalidRegistration is matched by every error of HandleRPC, On and
+	// the typed Handle methods: a nil handler, an empty, reserved or too
+	// long name, or a second handler for one RPC method.
+	ErrInvalidRegistration = errors.New("datasole: invalid registration")
 )
+
+// reservedPrefix starts the names of the protocol's own extension methods.
+const reservedPrefix = "$ds."
+
+// register validates the registration of a handler for name and records a
+// failure so that Start returns it too: a node with a broken registration
+// fails at start even when the caller ignored the error.
+func (s *Server) register(kind, name string, nilHandler bool) error {
+	var problem string
+	switch {
+	case nilHandler:
+		problem = "the handler is nil"
+	case name == "":
+		problem = "the name is empty"
+	case strings.HasPrefix(name, reservedPrefix):
+		problem = "names starting with " + reservedPrefix + " are reserved for protocol extensions"
+	case utf16Len(name) > s.opts.MaxEventNameLength:
+		problem = fmt.Sprintf("the name is longer than %d UTF-16 code units (Options.MaxEventNameLength)", s.opts.MaxEventNameLength)
+	default:
+		return nil
+	}
+	return s.registrationFailed(fmt.Errorf("%w: %s %q: %s", ErrInvalidRegistration, kind, name, problem))
+}
+
+func (s *Server) registrationFailed(err error) error {
+	s.startMu.Lock()
+	s.regErrs = append(s.regErrs, err)
+	s.startMu.Unlock()
+	return err
+}
+
+// registrationErrors returns the recorded registration failures; startMu is
+// held.
+func (s *Server) registrationErrors() error { return errors.Join(s.regErrs...) }
 
 // Error is an application error an RPC handler returns to the caller as is:
 // its code, message and data reach the client. Any other error returned by a

@@ -70,6 +70,17 @@ func (h *hub) tagsOf(c *Conn) []string {
 	return out
 }
 
+// userConns returns the local connections of a user.
+func (h *hub) userConns(userID string) []*Conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*Conn, 0, len(h.users[userID]))
+	for c := range h.users[userID] {
+		out = append(out, c)
+	}
+	return out
+}
+
 func (h *hub) count() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()

@@ -24,7 +24,7 @@ var addRPC = datasole.NewRPC[addParams, addResult]("add")
 
 func rpcServer(t *testing.T, o datasole.Options) *testServer {
 	return startServer(t, o, func(ds *datasole.Server) {
-		datasole.Handle(ds, addRPC, func(c *datasole.Context, p addParams) (addResult, error) {
+		addRPC.Handle(ds, func(c *datasole.Context, p addParams) (addResult, error) {
 			return addResult{Sum: p.A + p.B}, nil
 		})
 		ds.HandleRPC("echo", func(c *datasole.Context, params json.RawMessage) (any, error) {

@@ -24,6 +24,13 @@ type SessionOptions struct {
 	MaxIdleUsers   int
 }
 
+func (o SessionOptions) check(c *optionChecker) {
+	c.nonNegative("Options.Session.FlushThreshold", int64(o.FlushThreshold), o.FlushThreshold)
+	c.offOrPositive("Options.Session.FlushInterval", int64(o.FlushInterval), o.FlushInterval)
+	c.nonNegative("Options.Session.TTL", int64(o.TTL), o.TTL)
+	c.nonNegative("Options.Session.MaxIdleUsers", int64(o.MaxIdleUsers), o.MaxIdleUsers)
+}
+
 func (s *Server) startSessions() error {
 	o := s.opts.Session
 	if o.Disabled {

@@ -257,7 +257,7 @@ func (s *Server) UpdateStateIn(ctx context.Context, sc Scope, key string, fn fun
 		}
 		e.value = next
 		e.version = version
-		s.stats.StateChanges.Add(1)
+		s.obs.StateChanged()
 		e.pending = append(e.pending, patches)
 		s.scheduleFlush(e)
 		return nil
@@ -439,7 +439,6 @@ func (s *Server) flushLocked(e *stateEntry) {
 		}
 		if payload, err := marshal(body); err == nil && len(payload) <= protocol.MaxPayload {
 			s.fanoutState(e, protocol.StatePatch, payload)
-			s.stats.StatePatches.Add(1)
 			return
 		}
 	}
@@ -555,7 +554,7 @@ func tagScopes(tags []string) []Scope {
 const ResyncMethod = "$ds.resync"
 
 func (s *Server) registerResync() {
-	s.HandleRPC(ResyncMethod, func(c *Context, params json.RawMessage) (any, error) {
+	s.rpcs.Store(ResyncMethod, RPCFunc(func(c *Context, params json.RawMessage) (any, error) {
 		var p struct {
 			Keys []string `json:"keys"`
 		}
@@ -567,7 +566,7 @@ func (s *Server) registerResync() {
 		}
 		s.resync(c.conn, p.Keys)
 		return map[string]int{"keys": len(p.Keys)}, nil
-	})
+	}))
 }
 
 // attach adds a new connection to the hub and queues what it needs to be

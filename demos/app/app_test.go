@@ -16,7 +16,13 @@ import (
 
 func TestDemoApp(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := app.Setup(ds); err != nil {
 		t.Fatal(err)
 	}
