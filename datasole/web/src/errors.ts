@@ -60,13 +60,13 @@ export function closeError(code: number, reason: string): DatasoleError | undefi
     case 4003:
       return e("revoked", `Connection closed (4003): the server revoked this connection's credential${why}; sign in again before reconnecting`);
     case 1013:
-      return e("over-capacity", `Connection closed (1013): the server is at its connection limit${why}; the client retries`);
+      return e("over-capacity", `Connection closed (1013): the server is at its connection limit${why}; retry later`);
     case 1008:
       return e("policy", `Connection closed (1008): the server closed the connection for a policy violation${why}, e.g. too many rate-limited frames or reading too slowly`);
     case 1009:
       return e("too-big", `Connection closed (1009): a message was larger than the server accepts${why}`);
     case 1001:
-      return e("server-closed", `Connection closed (1001): the server is shutting down${why}; the client reconnects`);
+      return e("server-closed", `Connection closed (1001): the server is shutting down${why}; reconnect later`);
   }
   return undefined;
 }

@@ -102,7 +102,7 @@ export function explainStatus(status: number, t: ProbeTarget, answered: string |
     case 503:
       return failure(
         "over-capacity",
-        `Connection refused (HTTP 503): the server is at its connection limit (Options.MaxConnections), starting, or shutting down; the client keeps retrying`,
+        `Connection refused (HTTP 503): the server is at its connection limit (Options.MaxConnections), starting, or shutting down; retry later`,
         status,
       );
   }
