@@ -1354,11 +1354,21 @@ function openWorker(workerUrl, url, protocols, readyTimeout, ev) {
     }
   };
   worker.postMessage({ type: "connect", payload: { url, protocols } });
+  let queue = [];
+  const flush = () => {
+    const frames = queue;
+    queue = [];
+    if (!done && frames.length > 0) {
+      worker.postMessage({ type: "frames", payload: { data: frames } }, frames.map((f) => f.buffer));
+    }
+  };
   return {
     send(frame) {
-      if (!done) worker.postMessage({ type: "frame", payload: { data: frame } }, [frame.buffer]);
+      if (done) return;
+      if (queue.push(frame) === 1) queueMicrotask(flush);
     },
     close(code, reason) {
+      flush();
       if (!done) worker.postMessage({ type: "disconnect", payload: { code, reason } });
       finish(code, reason, void 0, 1e3);
     }
@@ -1392,14 +1402,19 @@ function explainStatus(status, t, answered) {
   switch (status) {
     case 204:
     case 200:
-      if (answered !== null) {
+      if (answered === null) break;
+      if (t.protocols) {
         return failure(
           "upgrade-failed",
-          `Connection failed: the server at ${http} would admit this page, but the WebSocket upgrade did not complete; something in between (a proxy or load balancer) may not forward WebSocket upgrades`,
+          `Connection failed: the server at ${http} accepts the credential but did not complete the WebSocket handshake that offered it as a subprotocol; it may not support auth.sendAs "subprotocol" (send the token as a query parameter instead), or a proxy in between does not forward WebSocket upgrades`,
           status
         );
       }
-      break;
+      return failure(
+        "upgrade-failed",
+        `Connection failed: the server at ${http} would admit this page, but the WebSocket upgrade did not complete; something in between (a proxy or load balancer) may not forward WebSocket upgrades`,
+        status
+      );
     case 401:
       return failure(
         "unauthorized",

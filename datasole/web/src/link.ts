@@ -127,11 +127,23 @@ export function openWorker(workerUrl: string, url: string, protocols: string[], 
     }
   };
   worker.postMessage({ type: "connect", payload: { url, protocols } });
+  // Frames sent in one task cross to the worker in one message, so that the worker, which
+  // batches what it gets in one task, can put them into one BATCH.
+  let queue: Uint8Array[] = [];
+  const flush = () => {
+    const frames = queue;
+    queue = [];
+    if (!done && frames.length > 0) {
+      worker!.postMessage({ type: "frames", payload: { data: frames } }, frames.map((f) => f.buffer));
+    }
+  };
   return {
     send(frame) {
-      if (!done) worker!.postMessage({ type: "frame", payload: { data: frame } }, [frame.buffer]);
+      if (done) return;
+      if (queue.push(frame) === 1) queueMicrotask(flush);
     },
     close(code, reason) {
+      flush();
       if (!done) worker!.postMessage({ type: "disconnect", payload: { code, reason } });
       finish(code, reason, undefined, 1000);
     },

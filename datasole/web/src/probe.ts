@@ -57,14 +57,19 @@ export function explainStatus(status: number, t: ProbeTarget, answered: string |
   switch (status) {
     case 204:
     case 200:
-      if (answered !== null) {
+      if (answered === null) break;
+      if (t.protocols) {
         return failure(
           "upgrade-failed",
-          `Connection failed: the server at ${http} would admit this page, but the WebSocket upgrade did not complete; something in between (a proxy or load balancer) may not forward WebSocket upgrades`,
+          `Connection failed: the server at ${http} accepts the credential but did not complete the WebSocket handshake that offered it as a subprotocol; it may not support auth.sendAs "subprotocol" (send the token as a query parameter instead), or a proxy in between does not forward WebSocket upgrades`,
           status,
         );
       }
-      break;
+      return failure(
+        "upgrade-failed",
+        `Connection failed: the server at ${http} would admit this page, but the WebSocket upgrade did not complete; something in between (a proxy or load balancer) may not forward WebSocket upgrades`,
+        status,
+      );
     case 401:
       return failure(
         "unauthorized",

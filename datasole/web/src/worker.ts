@@ -4,8 +4,9 @@
 // Message protocol (a superset of the v1 worker's, so pages running the v1 client can load
 // this script from <path>/datasole-worker.iife.min.js):
 //   page → worker: connect {url, protocols?}, send {data} (bytes sent as is), frame {data} (an
-//                  uncompressed frame, compressed here by the 256-byte rule and batched when the
-//                  server selected datasole.batch.v1), disconnect {code?, reason?},
+//                  uncompressed frame, compressed here by the 256-byte rule), frames {data: []}
+//                  (several, sent as one BATCH when the server selected datasole.batch.v1),
+//                  disconnect {code?, reason?},
 //                  init-sab (ignored: one ordered postMessage path avoids reordering)
 //   worker → page: ready, open {protocol}, error, close {code, reason},
 //                  message {opcode, correlationId, payload} (one per frame, BATCH items included)
@@ -92,6 +93,11 @@ scope.onmessage = (ev: MessageEvent) => {
       break;
     case "frame":
       if (socket?.readyState === WebSocket.OPEN) out.send(p.data as Uint8Array);
+      break;
+    case "frames":
+      if (socket?.readyState === WebSocket.OPEN && Array.isArray(p.data)) {
+        for (const f of p.data) out.send(f as Uint8Array);
+      }
       break;
     case "disconnect":
       drop(typeof p.code === "number" ? p.code : 1000, typeof p.reason === "string" ? p.reason : "");
