@@ -22,6 +22,10 @@ type RejectError struct {
 func (e *RejectError) Error() string { return "datasole: upgrade refused: " + e.Reason }
 func (e *RejectError) Unwrap() error { return e.Err }
 
+// ErrReservedUserID refuses a principal whose UserID starts with "$anon:",
+// the namespace of anonymous connections.
+var ErrReservedUserID = errors.New("datasole: user id in the reserved anonymous namespace")
+
 // Admission is an upgrade request that passed the Origin check, the
 // connection limit and authentication. It holds a connection slot until it
 // is served or released.
@@ -150,6 +154,9 @@ func (s *Server) Admit(r *http.Request) (*Admission, error) {
 // Errors are *RejectError with status 401, 408 or 500.
 func (s *Server) Authenticate(r *http.Request) (*Principal, error) {
 	if p, ok := PrincipalFromContext(r.Context()); ok {
+		if strings.HasPrefix(p.UserID, anonymousPrefix) {
+			return nil, s.reject(http.StatusInternalServerError, "auth-error", ErrReservedUserID)
+		}
 		return p, nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.AuthTimeout)
@@ -172,6 +179,9 @@ func (s *Server) Authenticate(r *http.Request) (*Principal, error) {
 	select {
 	case res := <-ch:
 		switch {
+		case res.err == nil && res.p != nil && strings.HasPrefix(res.p.UserID, anonymousPrefix):
+			s.log.Error("datasole: auth handler returned a user id in the reserved anonymous namespace", "prefix", anonymousPrefix)
+			return nil, s.reject(http.StatusInternalServerError, "auth-error", ErrReservedUserID)
 		case res.err == nil:
 			if res.p == nil {
 				res.p = &Principal{}

@@ -111,7 +111,7 @@ func (s *Server) newConn(ws WebSocket, a *Admission) *Conn {
 	id := s.nodeID + "-" + itoa(s.connSeq.Add(1))
 	user := a.principal.UserID
 	if user == "" {
-		user = id
+		user = anonymousPrefix + id
 	}
 	remote := a.r.RemoteAddr
 	if addr := ws.RemoteAddr(); addr != nil && remote == "" {

@@ -11,6 +11,7 @@ const (
 	CodeTimeout        = -32001 // the handler ran past its deadline
 	CodeRateLimited    = -32029 // the call was refused by the rate limiter
 	CodeOverloaded     = -32003 // too many calls in flight
+	CodeUnavailable    = -32010 // a backend the call needs is unavailable: retry later
 )
 
 // RPCRequest is the body of an RPC_REQ frame.

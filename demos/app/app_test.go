@@ -46,7 +46,7 @@ func TestDemoApp(t *testing.T) {
 		t.Fatalf("add: %v %v", sum, err)
 	}
 	me, err := contract.WhoAmI.Call(ctx, a, struct{}{})
-	if err != nil || me.ConnectionID == "" || me.UserID != me.ConnectionID {
+	if err != nil || me.ConnectionID == "" || me.UserID != "$anon:"+me.ConnectionID {
 		t.Fatalf("whoami: %+v %v", me, err)
 	}
 	got := make(chan contract.ChatMessage, 1)
