@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -101,4 +102,47 @@ func TestProbesInFlightAreBounded(t *testing.T) {
 	if n := probes.inFlight.Load(); n != 0 {
 		t.Errorf("%d probes still counted in flight", n)
 	}
+}
+
+// FuzzProbe sends hostile probe requests: any query, Origin and
+// Datasole-Protocol header. The server answers each with one of the statuses
+// an upgrade could get (or 426 when it is not a probe), and never panics.
+func FuzzProbe(f *testing.F) {
+	f.Add("ds-probe=1", "", "", "GET")
+	f.Add("ds-probe=1&token=x%00y", "https://evil.example", "datasole.v1, datasole.token.abc", "GET")
+	f.Add("ds-probe=&ds-probe=1;x", "null", ",,,", "OPTIONS")
+	f.Add("ds-probe=1&%zz", "http://[::1", "datasole.token.", "HEAD")
+	f.Add("token=a&ds-probe=yes", "https://a.example:99999", "\x00\xff", "POST")
+	s, err := New(Options{Auth: func(r *http.Request) (*Principal, error) {
+		if r.URL.Query().Get("token") == "" && r.Header.Get("Sec-WebSocket-Protocol") == "" {
+			return nil, ErrNoCredentials
+		}
+		return &Principal{UserID: r.URL.Query().Get("token")}, nil
+	}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	allowed := map[int]bool{204: true, 401: true, 403: true, 405: true, 408: true, 426: true, 429: true, 500: true, 503: true}
+	f.Fuzz(func(t *testing.T, query, origin, protocols, method string) {
+		r := &http.Request{
+			Method:     method,
+			URL:        &url.URL{Path: "/__ds", RawQuery: query},
+			Header:     http.Header{"Origin": {origin}, "Datasole-Protocol": {protocols}},
+			Host:       "server.example",
+			RemoteAddr: "192.0.2.7:1234",
+		}
+		r = r.WithContext(context.Background())
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		if !allowed[w.Code] {
+			t.Errorf("status %d for %q %q %q %q", w.Code, method, query, origin, protocols)
+		}
+		if w.Header().Get("Datasole-Probe") != "" && w.Body.Len() > 64 {
+			t.Errorf("a probe answer of %d bytes: %q", w.Body.Len(), w.Body.String())
+		}
+	})
 }
