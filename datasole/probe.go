@@ -120,9 +120,16 @@ func probeKey(s *Server, ip string) string { return "probe:" + s.nodeID + ":" + 
 // and with the offered subprotocols where auth handlers look for them.
 func probeRequest(r *http.Request) *http.Request {
 	r2 := r.Clone(r.Context())
-	q := r2.URL.Query()
-	q.Del(probeParam)
-	r2.URL.RawQuery = q.Encode()
+	// The rest of the query stays byte for byte as the upgrade sent it: an
+	// auth handler may check it (a signed URL, say).
+	parts := strings.Split(r2.URL.RawQuery, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		if k, _, _ := strings.Cut(p, "="); k != probeParam {
+			kept = append(kept, p)
+		}
+	}
+	r2.URL.RawQuery = strings.Join(kept, "&")
 	r2.RequestURI = r2.URL.RequestURI()
 	if p := r2.Header.Get(probeProtocolHeader); p != "" {
 		r2.Header.Set("Sec-WebSocket-Protocol", p)

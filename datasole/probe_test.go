@@ -257,3 +257,29 @@ func TestOnlyMarkedPlainRequestsAreProbes(t *testing.T) {
 	c.sendFrame(protocol.Ping, 0, "null")
 	c.next(protocol.Pong)
 }
+
+func TestAProbeShowsTheAuthHandlerTheUpgradesQueryAsItWas(t *testing.T) {
+	const query = "sig=a%2Bb~c&token=x%20y&z"
+	var seen []string
+	var mu sync.Mutex
+	ts := startServer(t, datasole.Options{Auth: func(r *http.Request) (*datasole.Principal, error) {
+		mu.Lock()
+		seen = append(seen, r.URL.RawQuery)
+		mu.Unlock()
+		return &datasole.Principal{}, nil
+	}}, nil)
+	if res := probe(t, ts.url, "", nil); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, ts.url+"/__ds?"+query+"&ds-probe=1", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || seen[0] != "" || seen[1] != query {
+		t.Errorf("the auth handler saw the queries %q, want %q then %q", seen, "", query)
+	}
+}

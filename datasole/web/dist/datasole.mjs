@@ -1382,7 +1382,7 @@ var answeredHeader = "Datasole-Probe";
 function probeUrl(wsUrl) {
   const u = new URL(wsUrl);
   u.protocol = u.protocol === "wss:" ? "https:" : "http:";
-  u.searchParams.set(probeParam, "1");
+  u.search = (u.search ? u.search + "&" : "?") + probeParam + "=1";
   return u.toString();
 }
 function endpoint(wsUrl) {

@@ -27,11 +27,14 @@ export interface ProbeTarget {
   timeout: number;
 }
 
-/** probeUrl turns the WebSocket URL into the probe's http(s) URL. */
+/**
+ * probeUrl turns the WebSocket URL into the probe's http(s) URL: the same query, byte for
+ * byte (an auth handler may check it, e.g. a signed URL), with the marker appended.
+ */
 export function probeUrl(wsUrl: string): string {
   const u = new URL(wsUrl);
   u.protocol = u.protocol === "wss:" ? "https:" : "http:";
-  u.searchParams.set(probeParam, "1");
+  u.search = (u.search ? u.search + "&" : "?") + probeParam + "=1";
   return u.toString();
 }
 

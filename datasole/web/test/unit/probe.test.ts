@@ -8,7 +8,7 @@ import { explainStatus, probe, probeUrl, type ProbeTarget } from "../../src/prob
 const target: ProbeTarget = { wsUrl: "wss://app.example/__ds?token=abc", path: "/__ds", token: true, timeout: 1000 };
 
 test("the probe asks the same URL over http(s) with the marker", () => {
-  assert.equal(probeUrl("wss://app.example/__ds?token=a%20b"), "https://app.example/__ds?token=a+b&ds-probe=1");
+  assert.equal(probeUrl("wss://app.example/__ds?token=a%20b&sig=x~y"), "https://app.example/__ds?token=a%20b&sig=x~y&ds-probe=1");
   assert.equal(probeUrl("ws://127.0.0.1:8080/x/__ds"), "http://127.0.0.1:8080/x/__ds?ds-probe=1");
 });
 
