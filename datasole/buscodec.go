@@ -37,7 +37,8 @@ const (
 type busMsg struct {
 	kind    busKind
 	origin  string
-	sentAt  int64 // unix nanoseconds, for the lag metric
+	seq     uint64 // per origin, from 1 in publish order; 0: unsequenced (gap announcements)
+	sentAt  int64  // unix nanoseconds, for the lag metric
 	target  Target
 	op      protocol.Opcode
 	msg     []byte // encoded frame (busFrame, busState)
@@ -63,6 +64,7 @@ func (m *busMsg) size() int {
 func (m *busMsg) appendTo(b []byte) []byte {
 	b = append(b, byte(m.kind))
 	b = appendBytes(b, []byte(m.origin))
+	b = binary.AppendUvarint(b, m.seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.sentAt))
 	b = append(b, byte(m.target.kind))
 	b = appendBytes(b, []byte(m.target.id))
@@ -146,6 +148,7 @@ type busReader struct {
 func (r *busReader) msg() *busMsg {
 	m := &busMsg{kind: busKind(r.byte())}
 	m.origin = string(r.bytes())
+	m.seq = r.uvarint()
 	m.sentAt = int64(r.uint64())
 	m.target.kind = targetKind(r.byte())
 	m.target.id = string(r.bytes())

@@ -3,6 +3,7 @@ package datasole
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/datasole/datasole-go/datasole/backend"
@@ -56,6 +57,12 @@ func (s *Server) onBus(raw []byte) {
 		if m.origin == s.nodeID {
 			continue // delivered locally when sent
 		}
+		switch s.peers.check(m.origin, m.seq, now) {
+		case seqDuplicate:
+			continue
+		case seqGap:
+			go s.onBusGap() // messages of that node were lost: repair from the store
+		}
 		s.obs.BusLag(time.Duration(now - m.sentAt))
 		switch m.kind {
 		case busFrame:
@@ -74,6 +81,54 @@ func (s *Server) onBus(raw []byte) {
 			s.closeUserLocal(m.target.id, int(m.version), m.key)
 		}
 	}
+}
+
+// peerSeqs remembers the last sequence number seen from each node, to drop
+// duplicates and notice lost messages. Nodes gone quiet for an hour are
+// forgotten (node ids are new on every start), so it stays small.
+type peerSeqs struct {
+	mu   sync.Mutex
+	last map[string]peerSeq
+}
+
+type peerSeq struct {
+	seq  uint64
+	seen int64 // unix nanoseconds
+}
+
+type seqVerdict uint8
+
+const (
+	seqNext seqVerdict = iota
+	seqDuplicate
+	seqGap
+)
+
+func (p *peerSeqs) check(origin string, seq uint64, now int64) seqVerdict {
+	if seq == 0 {
+		return seqNext
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil {
+		p.last = make(map[string]peerSeq)
+	}
+	prev, known := p.last[origin]
+	if known && seq <= prev.seq {
+		return seqDuplicate
+	}
+	p.last[origin] = peerSeq{seq, now}
+	if len(p.last) > 64 {
+		for o, ps := range p.last {
+			if now-ps.seen > int64(time.Hour) {
+				delete(p.last, o)
+			}
+		}
+	}
+	if known && seq > prev.seq+1 {
+		return seqGap
+	}
+	return seqNext
 }
 
 // applyRemoteState updates this node's copy of a key changed on another

@@ -12,17 +12,21 @@ import (
 // while the backend is down, leaves in the next one as a batch: a burst
 // after an outage costs a few publications, not one per message.
 //
-// The queue is bounded in bytes. What does not fit is dropped, counted, and
+// Messages carry a sequence number per node, so receivers drop duplicates
+// (a publication the backend took just as its call timed out is sent
+// again) and notice losses. The queue is bounded in bytes. What does not fit is dropped, counted, and
 // announced to the other nodes with a gap message as soon as the bus works
 // again; they then reload state and CRDTs from the store (versions repair
 // them). Pushes dropped that way are lost: events are delivered at most once
 // across nodes during an outage (docs/deployment.md).
 type publisher struct {
 	s       *Server
+	limit   int // bytes the queue may hold
 	mu      sync.Mutex
 	queue   []*busMsg
 	bytes   int
-	dropped bool // messages were dropped since the last successful publication
+	dropped bool   // messages were dropped since the last successful publication
+	seq     uint64 // of the last message queued
 	wake    chan struct{}
 	stop    chan struct{}
 	stopped chan struct{}
@@ -33,7 +37,7 @@ type publisher struct {
 const publishQueueBytes = 32 << 20
 
 func newPublisher(s *Server) *publisher {
-	return &publisher{s: s, wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	return &publisher{s: s, limit: publishQueueBytes, wake: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 func (p *publisher) start() { go p.run() }
@@ -44,15 +48,17 @@ func (p *publisher) enqueue(m *busMsg) {
 	m.sentAt = time.Now().UnixNano()
 	n := m.size()
 	p.mu.Lock()
-	if p.bytes+n > publishQueueBytes {
+	if p.bytes+n > p.limit {
 		p.dropped = true
 		p.mu.Unlock()
 		p.s.backendError("publish-overflow", errPublishOverflow)
-		return
+	} else {
+		p.seq++
+		m.seq = p.seq
+		p.queue = append(p.queue, m)
+		p.bytes += n
+		p.mu.Unlock()
 	}
-	p.queue = append(p.queue, m)
-	p.bytes += n
-	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
 	default:

@@ -29,6 +29,7 @@ type Server struct {
 	scopes   scopeSet // live state, sequenced per scope (scope.go)
 	crdts    crdtRegistry
 	pub      *publisher // the node's ordered, bounded bus publisher
+	peers    peerSeqs   // the last bus sequence number seen per node
 	saver    *crdtSaver // persists changed CRDTs in the background
 	rpcs     sync.Map   // method -> rpcFunc
 	events   eventRegistry

@@ -471,7 +471,7 @@ func (s *Server) flushLocked(sp *scope, e *stateEntry) {
 	e.pending = nil
 	e.sent, e.sentVersion, e.snap = e.value, e.version, nil
 	if len(patches) <= len(e.value)+1024 { // else a snapshot is much smaller
-		body := statePatchBody{Key: e.key, Patches: patches, Version: e.version}
+		body := protocol.StatePatchBody{Key: e.key, Patches: patches, Version: e.version}
 		if base != e.version-1 {
 			body.Base = &base
 		}
@@ -483,16 +483,6 @@ func (s *Server) flushLocked(sp *scope, e *stateEntry) {
 		}
 	}
 	s.sendState(sp, e.key, protocol.StateSnapshot, e.snapshotMsg(), e.version, 0, e.sent)
-}
-
-// statePatchBody is STATE_PATCH with the extension members version and base
-// (the version the patches apply to, present only when it is not
-// version-1). v1 clients ignore both.
-type statePatchBody struct {
-	Key     string          `json:"key"`
-	Patches json.RawMessage `json:"patches"`
-	Version uint64          `json:"version"`
-	Base    *uint64         `json:"base,omitempty"`
 }
 
 func snapshotPayload(key string, data json.RawMessage, version uint64) []byte {
