@@ -134,6 +134,11 @@ func TestClosesAfterOpenSayWhy(t *testing.T) {
 			if got := eval[failure](t, tb, `h.fail({auth: {token: "let-me-in"}})`); !got.OK {
 				t.Fatalf("connect: %+v", got)
 			}
+			// The server answers calls once the connection is registered, so
+			// after this reply CloseUser finds it.
+			if got := eval[map[string]any](t, tb, `h.call("whoami")`); got["result"] != "ann" {
+				t.Fatalf("whoami: %v", got)
+			}
 			s.ds.CloseUser("ann", tc.code, "bye")
 			tb.waitFor(t, `h.closes.length > 0`)
 			c := eval[[]map[string]any](t, tb, `h.closes`)
