@@ -207,6 +207,8 @@ func TestBatchingWhenTheServerSelectsIt(t *testing.T) {
 			if msgs := p.received(); len(msgs) != 2 || msgs[1].batch {
 				t.Errorf("the server received %+v, want a plain frame last", msgs)
 			}
+			p.mu.Lock()
+			defer p.mu.Unlock()
 			if o := p.offered; len(o) != 1 || !slices.Equal(o[0], []string{"datasole.v1", "datasole.batch.v1"}) {
 				t.Errorf("offered subprotocols %v, want [datasole.v1 datasole.batch.v1]", o)
 			}
