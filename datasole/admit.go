@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -87,6 +88,9 @@ func (s *Server) admitPeer(a *Admission) (ok bool, reason string) {
 		return false, "max-connections-user"
 	}
 	if max := s.opts.MaxConnectionsPerIP; max > 0 && pc.ips[a.ip] >= max {
+		if ip, err := netip.ParseAddr(hostOf(a.r.RemoteAddr)); err == nil && (ip.IsPrivate() || ip.IsLoopback()) && len(s.trusted) == 0 {
+			s.logSampled("datasole: the per-IP connection cap was reached from a private address; behind a proxy, set Options.TrustedProxies so clients are told apart", "ip", a.ip)
+		}
 		return false, "max-connections-ip"
 	}
 	if u != "" {
@@ -137,7 +141,7 @@ func (s *Server) Admit(r *http.Request) (*Admission, error) {
 		s.reserve.Add(-1)
 		return nil, err
 	}
-	a := &Admission{s: s, r: r, principal: p, ip: hostOf(r.RemoteAddr)}
+	a := &Admission{s: s, r: r, principal: p, ip: peerKey(s.clientIP(r))}
 	if ok, reason := s.admitPeer(a); !ok {
 		s.reserve.Add(-1)
 		fix := "raise Options.MaxConnectionsPerUser"
@@ -250,4 +254,61 @@ func hostOf(addr string) string {
 		return h
 	}
 	return addr
+}
+
+// clientIP is the address of the client that made r: the socket's peer,
+// or — when the peer is a trusted proxy — the last address in
+// X-Forwarded-For that is not a trusted proxy itself.
+func (s *Server) clientIP(r *http.Request) string {
+	peer := hostOf(r.RemoteAddr)
+	if len(s.trusted) == 0 || !s.isTrusted(peer) {
+		return peer
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			hop := strings.TrimSpace(parts[j])
+			if hop == "" {
+				continue
+			}
+			if !s.isTrusted(hop) {
+				if _, err := netip.ParseAddr(hop); err != nil {
+					return peer // garbage: do not let a header pick the key
+				}
+				return hop
+			}
+		}
+	}
+	return peer
+}
+
+func (s *Server) isTrusted(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerKey is the key per-IP caps and rate limits count a client under:
+// its IPv4 address, or its IPv6 /64 — one subscriber's whole prefix, which a
+// client can rotate through at will.
+func peerKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }

@@ -189,16 +189,9 @@ func (s *Server) applyRemoteCRDT(m *busMsg) {
 	if e == nil {
 		return // not registered here
 	}
-	var st crdt.State
-	if err := json.Unmarshal(m.value, &st); err != nil {
-		s.backendError("decode", err)
-		return
-	}
 	e.mu.Lock()
-	err := e.c.Merge(st)
-	if err == nil {
-		e.changedLocked(false)
-	}
+	err := crdt.MergeRecord(e.c, e.owners, m.value)
+	e.changedLocked(false)
 	e.mu.Unlock()
 	if err != nil {
 		s.logSampled("datasole: remote crdt state refused", "key", m.key, "err", err)

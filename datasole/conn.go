@@ -22,6 +22,7 @@ type Conn struct {
 	userID      string
 	principal   *Principal
 	remoteAddr  string
+	ip          string // the client's address key for per-IP caps and limits (peerKey)
 	connectedAt time.Time
 	ctx         context.Context
 	cancel      context.CancelFunc

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,12 +15,31 @@ import (
 	"github.com/datasole/datasole-go/datasole/protocol"
 )
 
-// CRDTOptions configures the server's CRDTs.
+// CRDTOptions configures the server's CRDTs. The byte and node limits are
+// checked before an op is applied: an op that would exceed them is refused
+// (ERROR crdt-too-large) and changes nothing.
 type CRDTOptions struct {
 	// MaxKeys bounds the CRDT keys of the server. Default 1,000.
 	MaxKeys int
-	// MaxKeysPerConn bounds the keys one connection may create. Default 16.
-	MaxKeysPerConn int
+	// MaxKeysPerUser bounds the keys one user (one IP address for anonymous
+	// connections) may create with AllowCreate and keep at once; the quota
+	// survives reconnects and is given back when a key expires. Default 16.
+	MaxKeysPerUser int
+	// ClientKeyPrefix is the prefix every client-created key must carry, so
+	// that clients can never take a name the application registers later.
+	// Default "client:".
+	ClientKeyPrefix string
+	// ClientKeyTTL is how long a client-created key lives without any op;
+	// then it is dropped here and in the store. Default 24h.
+	ClientKeyTTL time.Duration
+	// MaxStateBytes bounds a CRDT's encoded state (what CRDT_STATE carries).
+	// Default 256 KiB.
+	MaxStateBytes int
+	// MaxValueBytes bounds one lww-register or lww-map value. Default 64 KiB.
+	MaxValueBytes int
+	// MaxNodes bounds the distinct writers (node ids) of a pn-counter.
+	// Default 1,024.
+	MaxNodes int
 	// MaxSkew clamps timestamps of CRDTs the server creates to its clock
 	// plus this much, so a far-future write cannot win forever. Default 1m.
 	MaxSkew time.Duration
@@ -33,21 +54,39 @@ type CRDTOptions struct {
 
 func (o CRDTOptions) check(c *optionChecker) {
 	c.nonNegative("Options.CRDT.MaxKeys", int64(o.MaxKeys), o.MaxKeys)
-	c.nonNegative("Options.CRDT.MaxKeysPerConn", int64(o.MaxKeysPerConn), o.MaxKeysPerConn)
+	c.nonNegative("Options.CRDT.MaxKeysPerUser", int64(o.MaxKeysPerUser), o.MaxKeysPerUser)
+	c.nonNegative("Options.CRDT.ClientKeyTTL", int64(o.ClientKeyTTL), o.ClientKeyTTL)
+	c.nonNegative("Options.CRDT.MaxStateBytes", int64(o.MaxStateBytes), o.MaxStateBytes)
+	c.nonNegative("Options.CRDT.MaxValueBytes", int64(o.MaxValueBytes), o.MaxValueBytes)
+	c.nonNegative("Options.CRDT.MaxNodes", int64(o.MaxNodes), o.MaxNodes)
 	c.nonNegative("Options.CRDT.MaxSkew", int64(o.MaxSkew), o.MaxSkew)
+	if o.MaxStateBytes > crdt.MaxStateCeiling {
+		c.fail("Options.CRDT.MaxStateBytes", o.MaxStateBytes, fmt.Sprintf("a CRDT_STATE must fit one frame: at most %d", crdt.MaxStateCeiling))
+	}
 }
 
 func (o CRDTOptions) withDefaults() CRDTOptions {
 	if o.MaxKeys == 0 {
 		o.MaxKeys = 1000
 	}
-	if o.MaxKeysPerConn == 0 {
-		o.MaxKeysPerConn = 16
+	if o.MaxKeysPerUser == 0 {
+		o.MaxKeysPerUser = 16
+	}
+	if o.ClientKeyPrefix == "" {
+		o.ClientKeyPrefix = "client:"
+	}
+	if o.ClientKeyTTL == 0 {
+		o.ClientKeyTTL = 24 * time.Hour
 	}
 	if o.MaxSkew == 0 {
 		o.MaxSkew = time.Minute
 	}
 	return o
+}
+
+// limits are the crdt package limits of the server's CRDTs.
+func (o CRDTOptions) limits() crdt.Limits {
+	return crdt.Limits{MaxStateBytes: o.MaxStateBytes, MaxValueBytes: o.MaxValueBytes, MaxNodes: o.MaxNodes, MaxSkew: o.MaxSkew}
 }
 
 // Errors of the CRDT registry.
@@ -61,14 +100,19 @@ var (
 )
 
 type crdtEntry struct {
-	key   string
-	scope Scope
-	mu    sync.Mutex // guards the fields below and c
-	c     crdt.CRDT
-	frame []byte          // encoded CRDT_STATE of c; nil once c changed
-	state json.RawMessage // c.State() as JSON, for the bus and the store; nil once c changed
-	seq   uint64          // changes of c, to know what a save covered
-	saved uint64          // seq of the last state written to the store
+	key    string
+	scope  Scope
+	mu     sync.Mutex // guards the fields below, c and owners
+	c      crdt.CRDT
+	owners *crdt.Owners // server-side bindings of node ids to writers; never sent to clients
+	// creator is the quota holder of a client-created key ("" for keys the
+	// application registered); used is when an op last touched it.
+	creator string
+	used    time.Time
+	frame   []byte          // encoded CRDT_STATE of c; nil once c changed
+	state   json.RawMessage // c.State() as JSON, for the bus and the store; nil once c changed
+	seq     uint64          // changes of c, to know what a save covered
+	saved   uint64          // seq of the last state written to the store
 
 	// A change is sent by whoever finds no broadcast under way, in a loop
 	// that picks up the changes made meanwhile: under a flood of ops the
@@ -89,17 +133,24 @@ func (e *crdtEntry) changedLocked(publish bool) {
 	}
 }
 
-// encodedLocked returns the CRDT_STATE frame and the state JSON of c,
-// encoding them once per change. e.mu is held.
+// encodedLocked returns the CRDT_STATE frame for clients and the record
+// (state and owner bindings) for the bus and the store, encoding them once
+// per change. e.mu is held.
 func (e *crdtEntry) encodedLocked() ([]byte, json.RawMessage) {
 	if e.frame == nil {
-		st, _ := json.Marshal(e.c.State())
-		payload, _ := marshal(protocol.CRDTStateBody{Key: e.key, State: st})
+		st := e.c.EncodedState()
+		payload := make([]byte, 0, len(st)+len(e.key)+24)
+		payload = append(payload, `{"key":`...)
+		key, _ := json.Marshal(e.key)
+		payload = append(payload, key...)
+		payload = append(payload, `,"state":`...)
+		payload = append(payload, st...)
+		payload = append(payload, '}')
 		frame, err := protocol.Encode(protocol.CRDTState, 0, payload)
 		if err != nil {
-			return nil, st
+			return nil, nil
 		}
-		e.frame, e.state = frame, st
+		e.frame, e.state = frame, crdt.AppendRecord(nil, e.c, e.owners)
 	}
 	return e.frame, e.state
 }
@@ -108,7 +159,7 @@ type crdtRegistry struct {
 	mu      sync.Mutex
 	byKey   map[string]*crdtEntry
 	byScope map[Scope][]*crdtEntry
-	created map[*Conn]int // keys each connection created
+	created map[string]int // client-created keys per user (per IP for anonymous connections)
 }
 
 func (r *crdtRegistry) all() []*crdtEntry {
@@ -129,7 +180,10 @@ func (s *Server) RegisterCRDT(key string, sc Scope, c crdt.CRDT) error {
 	if err := checkStateKey(key); err != nil {
 		return err
 	}
-	e, err := s.addCRDT(key, sc, c, nil)
+	if strings.HasPrefix(key, s.opts.CRDT.ClientKeyPrefix) {
+		return fmt.Errorf("%w: %q starts with CRDTOptions.ClientKeyPrefix, which is for keys clients create", ErrCRDTExists, key)
+	}
+	e, err := s.addCRDT(key, sc, c, "")
 	if err != nil {
 		return err
 	}
@@ -142,11 +196,14 @@ func (s *Server) RegisterCRDTType(key string, sc Scope, typ string) (crdt.CRDT, 
 	if err := checkStateKey(key); err != nil {
 		return nil, err
 	}
+	if strings.HasPrefix(key, s.opts.CRDT.ClientKeyPrefix) {
+		return nil, fmt.Errorf("%w: %q starts with CRDTOptions.ClientKeyPrefix, which is for keys clients create", ErrCRDTExists, key)
+	}
 	c, err := s.newCRDT(typ)
 	if err != nil {
 		return nil, err
 	}
-	e, err := s.addCRDT(key, sc, c, nil)
+	e, err := s.addCRDT(key, sc, c, "")
 	if err != nil {
 		return nil, err
 	}
@@ -165,17 +222,25 @@ func (s *Server) loadRegistered(e *crdtEntry) error {
 }
 
 func (s *Server) newCRDT(typ string) (crdt.CRDT, error) {
-	return crdt.New(typ, "server-"+s.nodeID, crdt.Limits{MaxSkew: s.opts.CRDT.MaxSkew})
+	return crdt.New(typ, serverNodePrefix+s.nodeID, s.opts.CRDT.limits())
 }
 
-func (s *Server) addCRDT(key string, sc Scope, c crdt.CRDT, creator *Conn) (*crdtEntry, error) {
+// serverNodePrefix starts the node ids of servers; clients may not use it.
+const serverNodePrefix = "server-"
+
+// serverOwner owns the node ids of servers in a CRDT's owner bindings.
+const serverOwner = "$server"
+
+// addCRDT registers a CRDT. creator is the quota holder of a key a client
+// creates, "" for keys the application registers.
+func (s *Server) addCRDT(key string, sc Scope, c crdt.CRDT, creator string) (*crdtEntry, error) {
 	r := &s.crdts
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byKey == nil {
 		r.byKey = make(map[string]*crdtEntry)
 		r.byScope = make(map[Scope][]*crdtEntry)
-		r.created = make(map[*Conn]int)
+		r.created = make(map[string]int)
 	}
 	if _, ok := r.byKey[key]; ok {
 		return nil, ErrCRDTExists
@@ -183,16 +248,38 @@ func (s *Server) addCRDT(key string, sc Scope, c crdt.CRDT, creator *Conn) (*crd
 	if len(r.byKey) >= s.opts.CRDT.MaxKeys {
 		return nil, ErrCRDTLimit
 	}
-	if creator != nil {
-		if r.created[creator] >= s.opts.CRDT.MaxKeysPerConn {
+	if creator != "" {
+		if r.created[creator] >= s.opts.CRDT.MaxKeysPerUser {
 			return nil, ErrCRDTLimit
 		}
 		r.created[creator]++
 	}
-	e := &crdtEntry{key: key, scope: sc, c: c}
+	e := &crdtEntry{key: key, scope: sc, c: c, owners: crdt.NewOwners(s.opts.CRDT.limits()), creator: creator, used: time.Now()}
+	if strings.HasPrefix(c.NodeID(), serverNodePrefix) {
+		e.owners.Bind(c.NodeID(), serverOwner)
+	}
 	r.byKey[key] = e
 	r.byScope[sc] = append(r.byScope[sc], e)
 	return e, nil
+}
+
+// dropCRDT unregisters a client-created key that expired and gives its
+// creator's quota back.
+func (s *Server) dropCRDT(e *crdtEntry) {
+	r := &s.crdts
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byKey[e.key] != e {
+		return
+	}
+	delete(r.byKey, e.key)
+	r.byScope[e.scope] = slices.DeleteFunc(r.byScope[e.scope], func(x *crdtEntry) bool { return x == e })
+	if len(r.byScope[e.scope]) == 0 {
+		delete(r.byScope, e.scope)
+	}
+	if r.created[e.creator]--; r.created[e.creator] <= 0 {
+		delete(r.created, e.creator)
+	}
 }
 
 func (s *Server) crdtEntry(key string) *crdtEntry {
@@ -228,8 +315,19 @@ func (s *Server) ApplyCRDT(ctx context.Context, key string, op crdt.Op) error {
 		if err := s.authorizeCRDT(dc.conn, e, op); err != nil {
 			return err
 		}
+		return s.applyCRDT(e, op, crdtOwner(dc.conn))
 	}
-	return s.applyCRDT(e, op)
+	return s.applyCRDT(e, op, "")
+}
+
+// crdtOwner is who a connection's ops bind their node ids to: its user, or
+// all anonymous connections together (an anonymous id lasts one connection,
+// and clients keep their node id across reconnects).
+func crdtOwner(c *Conn) string {
+	if c.anonymous() {
+		return anonymousPrefix
+	}
+	return c.userID
 }
 
 // ErrCRDTForbidden is returned when a connection may not write a CRDT: the
@@ -249,16 +347,32 @@ func (s *Server) authorizeCRDT(c *Conn, e *crdtEntry, op crdt.Op) error {
 	return nil
 }
 
-func (s *Server) applyCRDT(e *crdtEntry, op crdt.Op) error {
+// applyCRDT applies op once. owner is the sender's identity for an op from
+// a connection: a pn-counter binds each node id to the first owner that
+// writes under it and refuses everyone else (crdt.ErrNodeOwned); server
+// node ids belong to the servers. "" is the application's own op.
+func (s *Server) applyCRDT(e *crdtEntry, op crdt.Op, owner string) error {
 	e.mu.Lock()
 	if op.Type != e.c.Type() {
 		e.mu.Unlock()
 		return fmt.Errorf("%w: %s op for %s key %q", crdt.ErrTypeMismatch, op.Type, e.c.Type(), e.key)
 	}
-	if err := e.c.Apply(op); err != nil {
+	var err error
+	switch {
+	case owner == "":
+		err = e.c.Apply(op)
+	case strings.HasPrefix(op.NodeID, serverNodePrefix):
+		err = fmt.Errorf("%w: %q is a server's node id", crdt.ErrNodeOwned, op.NodeID)
+	case e.c.Type() == crdt.TypePNCounter:
+		err = e.owners.Apply(e.c, op, owner)
+	default:
+		err = e.c.Apply(op)
+	}
+	if err != nil {
 		e.mu.Unlock()
 		return err
 	}
+	e.used = time.Now()
 	e.changedLocked(true)
 	e.mu.Unlock()
 	s.obs.CRDTApplied()
@@ -289,19 +403,32 @@ func (s *Server) UpdateCRDT(ctx context.Context, key string, fn func(c crdt.CRDT
 }
 
 // broadcastCRDT sends e's state to its scope's local connections and, for
-// changes made here, to the other nodes, unless a broadcast is already
-// under way (it picks the change up). Persisting is left to the saver.
+// changes made here, to the other nodes, from a goroutine of its own unless
+// one is already at it: it picks the change up. Ops arriving meanwhile —
+// even one after another from a single connection — are coalesced, so the
+// state is encoded once per round, not once per op. Persisting is left to
+// the saver.
 func (s *Server) broadcastCRDT(e *crdtEntry) {
 	e.mu.Lock()
-	if e.broadcasting {
+	if e.broadcasting || !(e.pendingLocal || e.pendingPublish) {
 		e.mu.Unlock()
 		return
 	}
 	e.broadcasting = true
+	e.mu.Unlock()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.runBroadcast(e)
+	}()
+}
+
+func (s *Server) runBroadcast(e *crdtEntry) {
+	e.mu.Lock()
 	for e.pendingLocal || e.pendingPublish {
 		publish := e.pendingPublish
 		e.pendingLocal, e.pendingPublish = false, false
-		frame, state := e.encodedLocked()
+		frame, record := e.encodedLocked()
 		e.mu.Unlock()
 		t := e.scope.target()
 		if sp := s.scopes.get(e.scope); sp != nil && frame != nil {
@@ -312,7 +439,7 @@ func (s *Server) broadcastCRDT(e *crdtEntry) {
 			sp.mu.Unlock()
 		}
 		if publish {
-			s.pub.enqueue(&busMsg{kind: busCRDT, target: t, key: e.key, value: state})
+			s.pub.enqueue(&busMsg{kind: busCRDT, target: t, key: e.key, value: record})
 		}
 		e.mu.Lock()
 	}
@@ -375,35 +502,28 @@ func (s *Server) handleCRDTOp(c *Conn, f protocol.Frame) {
 	}
 	e := s.crdtEntry(body.Key)
 	if e == nil {
-		allow := s.opts.CRDT.AllowCreate
-		if allow == nil || checkStateKey(body.Key) != nil || !allow(c, body.Key, body.Op.Type) {
-			c.sendError(f.CorrelationID, protocol.ErrorBody{Message: "crdt: unknown key", Code: "crdt-unknown-key"})
-			return
-		}
-		cr, err := s.newCRDT(body.Op.Type)
-		if err == nil {
-			e, err = s.addCRDT(body.Key, Global(), cr, c)
-		}
-		if errors.Is(err, ErrCRDTExists) {
-			e = s.crdtEntry(body.Key)
-		} else if err != nil {
-			code := "crdt-invalid"
-			if errors.Is(err, ErrCRDTLimit) {
+		var err error
+		if e, err = s.createClientCRDT(c, body.Key, body.Op.Type); err != nil {
+			code := "crdt-unknown-key"
+			switch {
+			case errors.Is(err, ErrCRDTLimit):
 				code = "crdt-key-limit"
+			case errors.Is(err, crdt.ErrUnknownType):
+				code = "crdt-invalid"
 			}
-			c.sendError(f.CorrelationID, protocol.ErrorBody{Message: err.Error(), Code: code})
+			c.sendError(f.CorrelationID, protocol.ErrorBody{Message: "crdt: " + code, Code: code})
 			return
 		}
 	}
 	if err := s.authorizeCRDT(c, e, body.Op); err != nil {
 		if !c.canSee(e.scope) {
-			c.sendError(f.CorrelationID, protocol.ErrorBody{Message: "crdt: unknown key", Code: "crdt-unknown-key"})
+			c.sendError(f.CorrelationID, protocol.ErrorBody{Message: "crdt: crdt-unknown-key", Code: "crdt-unknown-key"})
 		} else {
 			c.sendError(f.CorrelationID, protocol.ErrorBody{Message: "crdt: not allowed", Code: "crdt-forbidden"})
 		}
 		return
 	}
-	err := s.applyCRDT(e, body.Op)
+	err := s.applyCRDT(e, body.Op, crdtOwner(c))
 	switch {
 	case err == nil:
 	case errors.Is(err, crdt.ErrDuplicateOp):
@@ -414,16 +534,55 @@ func (s *Server) handleCRDTOp(c *Conn, f protocol.Frame) {
 			c.enqueue(protocol.CRDTState, frame)
 		}
 	default:
-		c.s.obs.FrameRefused("crdt-invalid")
-		c.sendError(f.CorrelationID, protocol.ErrorBody{Message: err.Error(), Code: "crdt-invalid"})
+		code := "crdt-invalid"
+		switch {
+		case errors.Is(err, crdt.ErrTooLarge):
+			code = "crdt-too-large"
+		case errors.Is(err, crdt.ErrNodeOwned):
+			code = "crdt-node-owned"
+		}
+		c.s.obs.FrameRefused(code)
+		c.sendError(f.CorrelationID, protocol.ErrorBody{Message: "crdt: " + code, Code: code})
 	}
 }
 
-// releaseCRDTQuota forgets how many keys c created (on disconnect).
-func (s *Server) releaseCRDTQuota(c *Conn) {
-	s.crdts.mu.Lock()
-	delete(s.crdts.created, c)
-	s.crdts.mu.Unlock()
+// createClientCRDT creates key for a client op, if CRDTOptions.AllowCreate
+// allows it: the key must carry the client prefix, and its creator's quota
+// (per user, per IP for anonymous connections) must have room.
+func (s *Server) createClientCRDT(c *Conn, key, typ string) (*crdtEntry, error) {
+	o := &s.opts.CRDT
+	if o.AllowCreate == nil || !strings.HasPrefix(key, o.ClientKeyPrefix) || checkStateKey(key) != nil || !o.AllowCreate(c, key, typ) {
+		return nil, ErrUnknownCRDT
+	}
+	cr, err := s.newCRDT(typ)
+	if err != nil {
+		return nil, err
+	}
+	creator := c.userID
+	if c.anonymous() {
+		creator = "ip:" + c.ip
+	}
+	e, err := s.addCRDT(key, Global(), cr, creator)
+	if errors.Is(err, ErrCRDTExists) {
+		if e = s.crdtEntry(key); e != nil {
+			return e, nil
+		}
+	}
+	return e, err
+}
+
+// expireClientCRDTs drops the client-created keys no op touched for
+// ClientKeyTTL (the store expires them too: they are saved with that TTL).
+func (s *Server) expireClientCRDTs(now time.Time) {
+	ttl := s.opts.CRDT.ClientKeyTTL
+	for _, e := range s.crdts.all() {
+		e.mu.Lock()
+		idle := e.creator != "" && now.Sub(e.used) > ttl
+		e.mu.Unlock()
+		if idle {
+			s.dropCRDT(e)
+		}
+	}
 }
 
 // crdtStoreKey is where a CRDT's state lives in the backend.
@@ -449,17 +608,10 @@ func (s *Server) loadCRDT(ctx context.Context, e *crdtEntry) error {
 	if err != nil {
 		return err
 	}
-	var st crdt.State
-	if err := json.Unmarshal(raw, &st); err != nil {
-		s.backendError("decode", err)
-		return nil
-	}
 	e.mu.Lock()
 	before, _ := e.encodedLocked()
-	if err := e.c.Merge(st); err != nil {
-		e.mu.Unlock()
+	if err := crdt.MergeRecord(e.c, e.owners, raw); err != nil {
 		s.log.Warn("datasole: stored crdt state refused", "key", e.key, "err", err)
-		return nil
 	}
 	e.frame, e.state = nil, nil
 	after, _ := e.encodedLocked()
@@ -486,24 +638,24 @@ func (s *Server) saveCRDT(ctx context.Context, e *crdtEntry) error {
 		}
 		e.mu.Lock()
 		if err == nil {
-			var st crdt.State
-			if json.Unmarshal(raw, &st) == nil {
-				before, _ := e.encodedLocked()
-				if e.c.Merge(st) == nil {
-					e.frame, e.state = nil, nil
-					if after, _ := e.encodedLocked(); string(after) != string(before) {
-						e.pendingLocal = true
-					}
-				}
+			before, _ := e.encodedLocked()
+			crdt.MergeRecord(e.c, e.owners, raw) // what other nodes wrote; a refused part is theirs to fix
+			e.frame, e.state = nil, nil
+			if after, _ := e.encodedLocked(); string(after) != string(before) {
+				e.pendingLocal = true
 			}
 		}
 		_, out := e.encodedLocked()
 		seq, local := e.seq, e.pendingLocal
+		var ttl time.Duration
+		if e.creator != "" {
+			ttl = s.opts.CRDT.ClientKeyTTL
+		}
 		e.mu.Unlock()
 		if local {
 			s.broadcastCRDT(e)
 		}
-		_, err = b.CompareAndSet(ctx, crdtStoreKey(e.key), out, ver, 0)
+		_, err = b.CompareAndSet(ctx, crdtStoreKey(e.key), out, ver, ttl)
 		if err == nil {
 			e.mu.Lock()
 			e.saved = max(e.saved, seq)
@@ -559,9 +711,14 @@ func (w *crdtSaver) take() []*crdtEntry {
 func (w *crdtSaver) run() {
 	defer close(w.stopped)
 	backoff := 50 * time.Millisecond
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-w.wake:
+		case now := <-sweep.C:
+			w.s.expireClientCRDTs(now)
+			continue
 		case <-w.stop:
 			return
 		}

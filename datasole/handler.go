@@ -125,6 +125,7 @@ func (s *Server) newConn(ws WebSocket, a *Admission) *Conn {
 		userID:      user,
 		principal:   a.principal,
 		remoteAddr:  remote,
+		ip:          a.ip,
 		connectedAt: time.Now(),
 		ctx:         ctx,
 		cancel:      cancel,

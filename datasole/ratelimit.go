@@ -269,7 +269,7 @@ func bucketPrefix(by KeyBy, c *Conn) string {
 	case PerUser:
 		return "u:" + c.userID + ":"
 	case PerIP:
-		return "ip:" + hostOf(c.remoteAddr) + ":"
+		return "ip:" + c.ip + ":"
 	}
 	return "c:" + c.id + ":"
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type Server struct {
 	counters *counters     // the built-in Observer behind Snapshot
 	reserve  atomic.Int64  // admitted connections (reserved before upgrade)
 	perPeer  peerCounts
+	trusted  []netip.Prefix // Options.TrustedProxies
 
 	startMu    sync.Mutex
 	started    atomic.Bool
@@ -56,6 +58,7 @@ type Server struct {
 	done      chan struct{} // closed when Close starts
 	closeMu   sync.Mutex
 	wg        sync.WaitGroup // connection goroutines
+	bg        sync.WaitGroup // short-lived background work (CRDT broadcasts)
 	heartbeat sync.WaitGroup
 }
 
@@ -78,6 +81,10 @@ func New(opts Options) (*Server, error) {
 		s.ownBackend = backend.NewMemory(backend.MemoryOptions{})
 		s.opts.Backend = s.ownBackend
 	}
+	for _, p := range s.opts.TrustedProxies {
+		pfx, _ := parsePrefix(p) // validated by withDefaults
+		s.trusted = append(s.trusted, pfx)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.scopes.init()
 	s.pub = newPublisher(s)
@@ -90,7 +97,6 @@ func New(opts Options) (*Server, error) {
 	s.hub.init()
 	s.registerResync()
 	s.hooks.onCRDTOp = s.handleCRDTOp
-	s.OnDisconnect(s.releaseCRDTQuota)
 	if opts.Auth == nil {
 		s.opts.Auth = Anonymous
 		s.log.Warn("datasole: auth is open: every upgrade is admitted as an anonymous principal; set Options.Auth for any exposed deployment")
@@ -247,6 +253,11 @@ func (s *Server) Close(ctx context.Context) error {
 		<-finished
 		err = ctx.Err()
 	}
+	if s.busCancel != nil {
+		s.busCancel() // nothing more arrives from other nodes
+		s.busCancel = nil
+	}
+	s.bg.Wait()
 	if s.started.Load() {
 		// Writes the cluster must not lose get a short deadline of their
 		// own even when ctx has ended: losing them is worse than a late exit.
