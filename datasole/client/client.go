@@ -229,10 +229,7 @@ func wsURL(raw string, opts Options) (string, error) {
 func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	ws, resp, err := c.opts.Dialer.DialContext(ctx, c.url, c.opts.Header)
 	if err != nil {
-		if resp != nil {
-			return nil, &DialError{Status: resp.StatusCode, Err: err}
-		}
-		return nil, &DialError{Err: err}
+		return nil, dialError(resp, err)
 	}
 	return ws, nil
 }
