@@ -213,12 +213,14 @@ func (s *Server) UpdateStateIn(ctx context.Context, sc Scope, key string, fn fun
 		sp.mu.Lock()
 		known, cur, ver := e.known, e.value, e.version
 		sp.mu.Unlock()
-		if !known {
+		if !known && attempt > 0 {
 			if err := s.refresh(ctx, sp, e); err != nil {
 				return err
 			}
 			continue
 		}
+		// A key this node has no copy of is first tried as new: creating
+		// it costs no read, and an existing one conflicts and is read then.
 		var old json.RawMessage
 		if cur != nil {
 			old = append(json.RawMessage(nil), cur...) // fn may not alias the stored copy
