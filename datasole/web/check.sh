@@ -8,8 +8,10 @@
 set -eu
 cd "$(dirname "$0")"
 
-if [ ! -d node_modules ]; then
+# Install when node_modules is missing or was installed from another lock file.
+if ! cmp -s package-lock.json node_modules/.installed-lock 2>/dev/null; then
 	npm ci --no-audit --no-fund
+	cp package-lock.json node_modules/.installed-lock
 fi
 
 npx tsc --noEmit -p .
