@@ -36,9 +36,16 @@ func pool(t *testing.T) *pgxpool.Pool {
 
 func serverURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("DATASOLE_TEST_POSTGRES")
+	return requireEnv(t, "DATASOLE_TEST_POSTGRES")
+}
+
+// requireEnv returns the variable, skipping the test when it is unset, or
+// failing it under CI=true.
+func requireEnv(t *testing.T, name string) string {
+	t.Helper()
+	u := os.Getenv(name)
 	if u == "" {
-		const why = "DATASOLE_TEST_POSTGRES is not set; run: eval \"$(bash scripts/services.sh)\""
+		why := name + " is not set; run: eval \"$(bash scripts/services.sh)\""
 		if os.Getenv("CI") == "true" {
 			t.Fatal(why)
 		}
