@@ -18,18 +18,12 @@ func (b *Backend) streamKeys(stream string) (meta, entries string) {
 	return base + ":m", base + ":s"
 }
 
-// envelopeLua builds backend.EncodeStreamEnvelope's bytes in Lua.
+// envelopeLua builds backend.EncodeStreamEnvelope's bytes in Lua, with
+// the struct library Redis bundles (several times faster than building the
+// integers byte by byte).
 const envelopeLua = `
-local function be(n, width)
-	local s = {}
-	for i = width, 1, -1 do
-		s[i] = string.char(n % 256)
-		n = math.floor(n / 256)
-	end
-	return table.concat(s)
-end
 local function envelope(stream, epoch, offset, data)
-	return 'dsh\1' .. be(#stream, 4) .. stream .. string.char(#epoch) .. epoch .. be(offset, 8) .. data
+	return 'dsh\1' .. struct.pack('>I4', #stream) .. stream .. string.char(#epoch) .. epoch .. struct.pack('>I8', offset) .. data
 end
 `
 
