@@ -12,6 +12,14 @@
 // one application; different prefixes must be isolated. Run picks a fresh
 // random prefix for every check, so a shared server needs no cleanup between
 // runs, and closes every backend it opens.
+//
+// The optional interfaces (backend.BatchGetter, backend.History,
+// backend.Presence, backend.GapNotifier) are checked when the backend
+// implements them and skipped otherwise. History ordering is checked per
+// stream across nodes, relaxed to "each offset exactly once" for backends
+// that implement backend.UnorderedHistory. The overflow check publishes
+// messages of 1 MiB until a gap is reported, so its cost grows with the
+// backend's subscriber queue bound.
 package backendtest
 
 import (
