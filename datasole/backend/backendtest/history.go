@@ -78,14 +78,15 @@ func wantOffsets(t *testing.T, entries []backend.HistoryEntry, from, to uint64) 
 	}
 }
 
-// eventually polls cond until it holds, for time-based behaviour (expiry)
-// that has no event to wait on.
+// eventually polls cond until it holds, for time-based behaviour (expiry
+// on the server's clock) that has no event to wait on.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	const within = 10 * time.Second
+	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not happen within 5s", what)
+			t.Fatalf("%s did not happen within %v", what, within)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}

@@ -157,7 +157,8 @@ func (s *suite) presence(t *testing.T) {
 		prefix := NewPrefix()
 		a, b := asPresence(t, s.node(t, prefix)), asPresence(t, s.node(t, prefix))
 		keepAlive(t, a, "stays", time.Minute)
-		keepAlive(t, b, "dies", 300*time.Millisecond)
+		// Long enough for the adds and the first count on a busy machine.
+		keepAlive(t, b, "dies", 2*time.Second)
 		stay := backend.PresenceEntry{ConnID: "c1", UserID: "u1", NodeID: "stays"}
 		add(t, a, "room", stay)
 		add(t, a, "lobby", backend.PresenceEntry{ConnID: "c2", UserID: "u2", NodeID: "dies"})
