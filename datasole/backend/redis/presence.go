@@ -42,12 +42,16 @@ local function decode(v)
 end
 local function remove(conn)
 	local v = redis.call('HGET', KEYS[1], conn)
-	if not v then return end
+	if not v then return 0 end
 	local node, user = decode(v)
 	redis.call('HDEL', KEYS[1], conn)
-	if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then redis.call('HDEL', KEYS[2], user) end
-	if redis.call('HINCRBY', KEYS[3], node, -1) <= 0 then redis.call('HDEL', KEYS[3], node) end
 	redis.call('SREM', conns(node), conn)
+	if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then redis.call('HDEL', KEYS[2], user) end
+	if redis.call('HINCRBY', KEYS[3], node, -1) <= 0 then
+		redis.call('HDEL', KEYS[3], node)
+		return 1, node
+	end
+	return 0, node
 end
 `
 
@@ -67,10 +71,12 @@ redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
 redis.call('SADD', conns(ARGV[3]), ARGV[2])
 return 1`)
 
-	// ARGV[2] conn.
+	// ARGV[2] conn. Returns {1, node} when the entry's node has no entry
+	// left in the set, {0} otherwise.
 	presenceRemoveScript = redis.NewScript(presenceLua + `
-remove(ARGV[2])
-return 1`)
+local gone, node = remove(ARGV[2])
+if gone == 1 then return {1, node} end
+return {0}`)
 
 	// ARGV[2...] dead nodes whose entries go.
 	presencePurgeScript = redis.NewScript(presenceLua + `
@@ -161,8 +167,18 @@ func (b *Backend) RemovePresence(ctx context.Context, set, connID string) error 
 		return err
 	}
 	keys, base := b.presenceKeys(set)
-	if err := presenceRemoveScript.Run(ctx, b.client, keys, base, connID).Err(); err != nil {
+	res, err := presenceRemoveScript.Run(ctx, b.client, keys, base, connID).Slice()
+	if err != nil {
 		return b.fail("remove presence", err)
+	}
+	// The node's last entry in the set left: forget the set among the
+	// node's, so that a long-lived node's list stays as long as its sets.
+	if len(res) == 2 {
+		if node, ok := res[1].(string); ok && res[0] == int64(1) {
+			if err := b.client.SRem(ctx, b.nodeSetsKey(node), set).Err(); err != nil {
+				return b.fail("remove presence", err)
+			}
+		}
 	}
 	return nil
 }
