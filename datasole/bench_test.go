@@ -59,7 +59,13 @@ func benchServer(b *testing.B) (*datasole.Server, *httptest.Server) {
 }
 
 func benchServerWith(b *testing.B, handler func(*datasole.Server) http.Handler) (*datasole.Server, *httptest.Server) {
-	ds := datasole.New(quietOptions(datasole.Options{HeartbeatInterval: -1, RateLimit: datasole.RateLimit{Disabled: true}}))
+	ds, err := datasole.New(quietOptions(datasole.Options{HeartbeatInterval: -1, RateLimit: datasole.RateLimit{Disabled: true}}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
 	hs := httptest.NewServer(handler(ds))
 	b.Cleanup(func() { ds.Close(context.Background()); hs.Close() })
 	return ds, hs

@@ -3,11 +3,13 @@ package datasole
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/datasole/datasole-go/datasole/protocol"
+	"github.com/gorilla/websocket"
 )
 
 // Conn is one client connection (one browser tab, one Go client). It is safe
@@ -24,6 +26,7 @@ type Conn struct {
 	ctx         context.Context
 	cancel      context.CancelFunc
 	done        chan struct{} // closed when the connection has ended
+	expiry      *time.Timer   // closes the connection at the principal's ExpiresAt
 
 	tags map[string]struct{} // guarded by s.hub.mu
 
@@ -34,6 +37,7 @@ type Conn struct {
 	values  map[string]any
 
 	closeReason string // why the connection ended; guarded by mu
+	closeCode   int    // the close code sent or received first; guarded by mu
 
 	writer        sync.WaitGroup // the writer goroutine, while there is one
 	inFlight      atomic.Int32
@@ -61,8 +65,8 @@ type outMsg struct {
 // ID returns the connection id, unique across the nodes of a cluster.
 func (c *Conn) ID() string { return c.id }
 
-// UserID returns the principal's user id, or the connection id for an
-// anonymous principal.
+// UserID returns the principal's user id, or "$anon:" + the connection id
+// for an anonymous principal.
 func (c *Conn) UserID() string { return c.userID }
 
 // Principal returns the principal the auth handler produced.
@@ -97,17 +101,10 @@ func (c *Conn) Get(key string) (any, bool) {
 
 // Tag adds the connection to a tag (a room): sends to ToTag(tag) reach it,
 // and it receives snapshots of the state keys in ForTag(tag).
-func (c *Conn) Tag(tag string) {
-	c.s.syncMu.Lock()
-	defer c.s.syncMu.Unlock()
-	if c.s.hub.tag(c, tag) {
-		c.s.snapshotScope(c, ForTag(tag))
-		c.s.crdtSnapshots(c, ForTag(tag))
-	}
-}
+func (c *Conn) Tag(tag string) { c.s.tagConn(c, tag) }
 
 // Untag removes the connection from a tag.
-func (c *Conn) Untag(tag string) { c.s.hub.untag(c, tag) }
+func (c *Conn) Untag(tag string) { c.s.untagConn(c, tag) }
 
 // Tags returns the connection's tags in no particular order.
 func (c *Conn) Tags() []string { return c.s.hub.tagsOf(c) }
@@ -135,22 +132,24 @@ func (c *Conn) push(m outMsg) bool {
 	if len(c.queue) >= c.s.opts.SendQueueSize && m.kind == outFrame {
 		if c.s.opts.SlowConsumer == DropNewest {
 			c.mu.Unlock()
-			c.s.stats.SendDrops.Add(1)
 			c.s.obs.SendDropped()
 			return false
 		}
 		c.closed = true
 		c.closeReason = "slow-consumer"
+		c.closeCode = ClosePolicyViolation
 		c.queue = nil
 		c.mu.Unlock()
 		c.s.obs.SendDropped()
-		c.s.stats.SlowConsumerCloses.Add(1)
-		c.s.log.Warn("datasole: closing slow consumer", "conn", c.id, "queue", c.s.opts.SendQueueSize)
+		c.s.logSampled("datasole: closing slow consumer", "conn", c.id, "queue", c.s.opts.SendQueueSize)
 		go c.closeWS(ClosePolicyViolation, "slow consumer")
 		return false
 	}
 	if m.kind == outClose {
 		c.closed = true
+		if c.closeCode == 0 {
+			c.closeCode = m.code
+		}
 	}
 	c.queue = append(c.queue, m)
 	if !c.writing {
@@ -190,8 +189,6 @@ func (c *Conn) writeLoop() {
 			case outFrame:
 				err = c.ws.WriteMessage(binaryMessage, m.data)
 				if err == nil {
-					c.s.stats.FramesOut.Add(1)
-					c.s.stats.BytesOut.Add(uint64(len(m.data)))
 					c.s.obs.FrameOut(m.op, len(m.data))
 				}
 			case outPing:
@@ -242,6 +239,9 @@ func (c *Conn) flushBatch() {
 // closeNow stops taking frames, sends a close frame and closes the socket.
 func (c *Conn) closeNow(code int, reason string) {
 	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode = code
+	}
 	already := c.closed && c.queue == nil && !c.writing
 	c.closed = true
 	c.queue = nil
@@ -298,16 +298,16 @@ func (c *Conn) readLoop() {
 	for {
 		mt, r, err := c.ws.NextReader()
 		if err != nil {
+			c.noteReadError(err)
 			return
 		}
 		buf.Reset()
 		if _, err := buf.ReadFrom(r); err != nil {
-			return // read limit (gorilla has sent 1009) or a broken link
+			c.noteReadError(err) // read limit (gorilla has sent 1009) or a broken link
+			return
 		}
 		alive()
 		msg := buf.Bytes()
-		c.s.stats.FramesIn.Add(1)
-		c.s.stats.BytesIn.Add(uint64(len(msg)))
 		c.s.obs.FrameIn(inboundOpcode(msg), len(msg))
 		if mt != binaryMessage {
 			if ok, _ := c.allow("frame", "", 0); ok {
@@ -323,6 +323,24 @@ func (c *Conn) readLoop() {
 			buf = new(bytes.Buffer) // do not keep a large buffer for an idle peer
 		}
 	}
+}
+
+// noteReadError records why reading ended: the peer's close code, a
+// message over the read limit (1009), or a broken link (1006).
+func (c *Conn) noteReadError(err error) {
+	reason, code := "closed", 1006
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		code = ce.Code
+	case errors.Is(err, websocket.ErrReadLimit):
+		reason, code = "too-big", CloseMessageTooBig
+	}
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeReason, c.closeCode = reason, code
+	}
+	c.mu.Unlock()
 }
 
 func (c *Conn) handleMessage(msg []byte) {
@@ -356,7 +374,7 @@ func (c *Conn) handleMessage(msg []byte) {
 	case protocol.CRDTOp:
 		c.s.hooks.crdtOp(c, f)
 	default:
-		c.s.stats.FramesIgnored.Add(1) // s2c opcodes from a client: ignored, as v1 does
+		c.s.obs.FrameIgnored(f.Opcode) // s2c opcodes from a client: ignored, as v1 does
 	}
 }
 
@@ -367,7 +385,6 @@ const maxBadFrames = 32
 // refuse answers a frame the server could not use with an ERROR frame, counts
 // it, and closes peers that keep sending garbage.
 func (c *Conn) refuse(correlationID uint32, code, message string) {
-	c.s.stats.BadFrames.Add(1)
 	c.s.obs.FrameRefused(code)
 	c.s.logSampled("datasole: refused frame", "conn", c.id, "reason", code)
 	c.sendError(correlationID, protocol.ErrorBody{Message: message, Code: code})

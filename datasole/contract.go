@@ -23,9 +23,13 @@ func NewRPC[P, R any](name string) RPC[P, R] { return RPC[P, R]{name: name} }
 func (d RPC[P, R]) Name() string { return d.name }
 
 // Handle registers fn as the server's handler for d. Parameters that do not
-// decode into P are answered with error -32602 "Invalid params".
-func Handle[P, R any](s *Server, d RPC[P, R], fn func(c *Context, params P) (R, error)) {
-	s.HandleRPC(d.name, func(c *Context, raw json.RawMessage) (any, error) {
+// decode into P are answered with error -32602 "Invalid params". It fails
+// as HandleRPC does.
+func (d RPC[P, R]) Handle(s *Server, fn func(c *Context, params P) (R, error)) error {
+	if fn == nil {
+		return s.HandleRPC(d.name, nil)
+	}
+	return s.HandleRPC(d.name, func(c *Context, raw json.RawMessage) (any, error) {
 		var p P
 		if err := decodeParams(raw, &p); err != nil {
 			return nil, &Error{Code: protocol.CodeInvalidParams, Message: "Invalid params: " + err.Error()}
@@ -68,9 +72,13 @@ func NewEvent[T any](name string) Event[T] { return Event[T]{name: name} }
 // Name returns the event name on the wire.
 func (e Event[T]) Name() string { return e.name }
 
-// Handle registers a server handler for client events of this kind. Payloads
-// that do not decode into T are refused with an ERROR frame.
-func (e Event[T]) Handle(s *Server, fn func(c *Context, data T)) (off func()) {
+// Handle registers a server handler for client events of this kind.
+// Payloads that do not decode into T are refused with an ERROR frame. It
+// fails as On does.
+func (e Event[T]) Handle(s *Server, fn func(c *Context, data T)) error {
+	if fn == nil {
+		return s.On(e.name, nil)
+	}
 	return s.On(e.name, func(c *Context, raw json.RawMessage) {
 		var v T
 		if err := decodeParams(raw, &v); err != nil {

@@ -151,13 +151,21 @@ func TestCRDTOpsWrittenWhileDisconnectedAreSentAfterReconnect(t *testing.T) {
 	ctx := context.Background()
 	conns := make(chan *datasole.Conn, 4)
 	ts.ds.OnConnect(func(c *datasole.Conn) { conns <- c })
-	c := dial(t, ts.url, client.Options{ReconnectInterval: 10 * time.Millisecond})
+	dropped := make(chan struct{}, 1)
+	c := dial(t, ts.url, client.Options{ReconnectInterval: 10 * time.Millisecond, OnStateChange: func(s client.State) {
+		if s == client.Disconnected {
+			select {
+			case dropped <- struct{}{}:
+			default:
+			}
+		}
+	}})
 	k, _ := c.Counter("votes")
 	k.Increment(ctx, 1)
 	eventually(t, "the first op acknowledged", func() bool { return c.Pending() == 0 })
 	// Drop the link from the server side and write while it is down.
 	(<-conns).Close(datasole.CloseGoingAway, "test")
-	eventually(t, "the client to notice", func() bool { return c.State() != client.Connected })
+	<-dropped // the client noticed
 	k.Increment(ctx, 1)
 	k.Increment(ctx, 1)
 	eventually(t, "the server to count all three", func() bool {

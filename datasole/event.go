@@ -26,10 +26,15 @@ type eventRegistry struct {
 	handlers sync.Map // name -> []*eventHandler
 }
 
-// On registers fn for client events named event and returns a function that
-// removes it. Client events reach only server handlers: other clients see
-// them only if a handler sends something.
-func (s *Server) On(event string, fn EventFunc) (off func()) {
+// On registers fn for client events named event. Several handlers of one
+// event run in registration order. Client events reach only server
+// handlers: other clients see them only if a handler sends something. It
+// refuses (ErrInvalidRegistration) a nil fn and an empty, reserved ("$ds.")
+// or too long name; Start returns the same errors.
+func (s *Server) On(event string, fn EventFunc) error {
+	if err := s.register("event", event, fn == nil); err != nil {
+		return err
+	}
 	h := &eventHandler{fn: fn}
 	r := &s.events
 	r.mu.Lock()
@@ -37,30 +42,7 @@ func (s *Server) On(event string, fn EventFunc) (off func()) {
 	list, _ := old.([]*eventHandler)
 	r.handlers.Store(event, append(append([]*eventHandler(nil), list...), h))
 	r.mu.Unlock()
-	return func() {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		old, _ := r.handlers.Load(event)
-		list, _ := old.([]*eventHandler)
-		next := make([]*eventHandler, 0, len(list))
-		for _, x := range list {
-			if x != h {
-				next = append(next, x)
-			}
-		}
-		if len(next) == 0 {
-			r.handlers.Delete(event)
-		} else {
-			r.handlers.Store(event, next)
-		}
-	}
-}
-
-// Off removes every handler of event.
-func (s *Server) Off(event string) {
-	s.events.mu.Lock()
-	s.events.handlers.Delete(event)
-	s.events.mu.Unlock()
+	return nil
 }
 
 func (c *Conn) handleEvent(f protocol.Frame) {
@@ -79,10 +61,9 @@ func (c *Conn) handleEvent(f protocol.Frame) {
 		c.refuse(0, "bad-event-name", "event name empty or too long")
 		return
 	}
-	c.s.stats.EventsIn.Add(1)
 	v, ok := c.s.events.handlers.Load(ev.Event)
+	c.s.obs.EventIn(ok)
 	if !ok {
-		c.s.stats.EventsUnhandled.Add(1)
 		return
 	}
 	ctx := &Context{Context: c.ctx, conn: c}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/http/httptest"
 	"time"
@@ -30,10 +31,16 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // A server with one typed RPC, mounted on a plain net/http server, and a Go
 // client calling it.
 func Example() {
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
-	datasole.Handle(ds, Add, func(c *datasole.Context, p AddParams) (AddResult, error) {
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	Add.Handle(ds, func(c *datasole.Context, p AddParams) (AddResult, error) {
 		return AddResult{Sum: p.A + p.B}, nil
 	})
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	hs := httptest.NewServer(ds.Handler())
 	defer hs.Close()
 	defer ds.Close(context.Background())
@@ -52,11 +59,17 @@ func Example() {
 // Events both ways: a client emits, a server handler sees who sent it and
 // answers that user only.
 func ExampleEvent() {
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
+	if err != nil {
+		log.Fatal(err)
+	}
 	hello := datasole.NewEvent[string]("hello")
 	hello.Handle(ds, func(c *datasole.Context, name string) {
 		Greeting.Send(ds, datasole.ToUser(c.UserID()), "hi "+name)
 	})
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	hs := httptest.NewServer(ds.Handler())
 	defer hs.Close()
 	defer ds.Close(context.Background())
@@ -73,7 +86,13 @@ func ExampleEvent() {
 // Live state: the server sets a value, every client holds a copy that
 // follows it, and late joiners start from a snapshot.
 func ExampleState() {
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	hs := httptest.NewServer(ds.Handler())
 	defer hs.Close()
 	defer ds.Close(context.Background())
@@ -100,7 +119,13 @@ func ExampleState() {
 
 // A pn-counter that clients increment; every replica converges.
 func ExampleServer_RegisterCRDTType() {
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	ds.RegisterCRDTType("likes", datasole.Global(), crdt.TypePNCounter)
 	hs := httptest.NewServer(ds.Handler())
 	defer hs.Close()
@@ -123,7 +148,10 @@ func ExampleServer_RegisterCRDTType() {
 // ordinary event; the server applies it once and every client gets the new
 // CRDT_STATE.
 func ExampleServer_ApplyCRDT() {
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet()})
+	if err != nil {
+		log.Fatal(err)
+	}
 	ds.RegisterCRDTType("votes", datasole.Global(), crdt.TypePNCounter)
 	ds.On("crdt:op", func(c *datasole.Context, data json.RawMessage) {
 		var msg struct {
@@ -134,6 +162,9 @@ func ExampleServer_ApplyCRDT() {
 			ds.ApplyCRDT(c, msg.Key, msg.Op)
 		}
 	})
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	hs := httptest.NewServer(ds.Handler())
 	defer hs.Close()
 	defer ds.Close(context.Background())

@@ -57,7 +57,7 @@ func (s *Server) Send(t Target, event string, data any) error {
 		return err
 	}
 	s.deliver(t, protocol.EventS2C, msg)
-	s.publish(&busMsg{kind: busFrame, target: t, op: protocol.EventS2C, msg: msg})
+	s.pub.enqueue(&busMsg{kind: busFrame, target: t, op: protocol.EventS2C, msg: msg})
 	return nil
 }
 
@@ -75,7 +75,6 @@ func (s *Server) push(t Target, op protocol.Opcode, payload []byte) error {
 // deliver queues an encoded message on the local connections t selects.
 func (s *Server) deliver(t Target, op protocol.Opcode, msg []byte) int {
 	n := s.hub.eachTarget(t, func(c *Conn) { c.enqueue(op, msg) })
-	s.stats.FanoutDeliveries.Add(uint64(n))
 	s.obs.Fanout(op, n)
 	return n
 }

@@ -34,7 +34,13 @@ func quietOptions(o datasole.Options) datasole.Options {
 // startServer runs a datasole server on a real loopback port.
 func startServer(t *testing.T, o datasole.Options, setup func(*datasole.Server)) *testServer {
 	t.Helper()
-	ds := datasole.New(quietOptions(o))
+	ds, err := datasole.New(quietOptions(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if setup != nil {
 		setup(ds)
 	}

@@ -53,7 +53,7 @@ func (h *hooks) crdtOp(c *Conn, f protocol.Frame) {
 	fn := h.onCRDTOp
 	h.mu.RUnlock()
 	if fn == nil {
-		c.s.stats.FramesIgnored.Add(1)
+		c.s.obs.FrameIgnored(f.Opcode)
 		return
 	}
 	fn(c, f)

@@ -25,8 +25,14 @@ func TestClientReconnectsAfterServerRestart(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	serve := func(ln net.Listener) (*datasole.Server, *http.Server) {
-		ds := datasole.New(quietOptions(datasole.Options{}))
-		datasole.Handle(ds, addRPC, func(c *datasole.Context, p addParams) (addResult, error) {
+		ds, err := datasole.New(quietOptions(datasole.Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		addRPC.Handle(ds, func(c *datasole.Context, p addParams) (addResult, error) {
 			return addResult{Sum: p.A + p.B}, nil
 		})
 		hs := &http.Server{Handler: ds.Handler()}

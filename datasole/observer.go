@@ -15,9 +15,11 @@ import (
 type Observer interface {
 	// ConnOpened is called when a connection is established.
 	ConnOpened()
-	// ConnClosed is called when a connection has ended, with why: "closed"
-	// (by either side), "slow-consumer", "abuse", "shutdown", "write-error".
-	ConnClosed(reason string)
+	// ConnClosed is called when a connection has ended, with why and the
+	// close code: "closed" (by the peer), "slow-consumer", "abuse",
+	// "shutdown", "write-error", "too-big", "protocol-error",
+	// "heartbeat", "expired", "closed-by-server".
+	ConnClosed(reason string, code int)
 	// UpgradeRejected is called for every refused upgrade, with the reason
 	// ("origin", "unauthorized", "max-connections", …).
 	UpgradeRejected(reason string)
@@ -29,6 +31,12 @@ type Observer interface {
 	// FrameRefused is called when an inbound frame is refused, with the
 	// reason ("short", "bad-zlib", "text-message", "rate-limited", …).
 	FrameRefused(reason string)
+	// FrameIgnored is called for a well-formed frame the server ignores
+	// (an opcode only servers send), as v1 does.
+	FrameIgnored(op protocol.Opcode)
+	// EventIn is called for every client event, with whether a handler
+	// took it.
+	EventIn(handled bool)
 	// Fanout is called for every server push with how many local
 	// connections it was queued on.
 	Fanout(op protocol.Opcode, recipients int)
@@ -39,29 +47,40 @@ type Observer interface {
 	// ("ok", "error", "timeout", "panic") when the reply is sent.
 	StartRPC(ctx context.Context, method string) (context.Context, func(outcome string))
 	// RPCRefused is called for calls answered without running a handler
-	// ("not-found", "parse-error", "overloaded", "rate-limited").
+	// ("not-found", "parse-error", "rate-limited").
 	RPCRefused(method, reason string)
+	// StateChanged is called when a live-state key gets a new version.
+	StateChanged()
+	// CRDTApplied is called when a CRDT operation was applied.
+	CRDTApplied()
 	// BackendError is called when a backend operation fails.
 	BackendError(op string)
 	// BusLag is called for every cluster message with the time between its
 	// publication and its local delivery.
 	BusLag(d time.Duration)
+	// BusGap is called when the cluster bus may have lost messages.
+	BusGap()
 }
 
 // NopObserver implements Observer by doing nothing.
 type NopObserver struct{}
 
 func (NopObserver) ConnOpened()                   {}
-func (NopObserver) ConnClosed(string)             {}
+func (NopObserver) ConnClosed(string, int)        {}
 func (NopObserver) UpgradeRejected(string)        {}
 func (NopObserver) FrameIn(protocol.Opcode, int)  {}
 func (NopObserver) FrameOut(protocol.Opcode, int) {}
 func (NopObserver) FrameRefused(string)           {}
+func (NopObserver) FrameIgnored(protocol.Opcode)  {}
+func (NopObserver) EventIn(bool)                  {}
 func (NopObserver) Fanout(protocol.Opcode, int)   {}
 func (NopObserver) SendDropped()                  {}
 func (NopObserver) RPCRefused(string, string)     {}
+func (NopObserver) StateChanged()                 {}
+func (NopObserver) CRDTApplied()                  {}
 func (NopObserver) BackendError(string)           {}
 func (NopObserver) BusLag(time.Duration)          {}
+func (NopObserver) BusGap()                       {}
 func (NopObserver) StartRPC(ctx context.Context, _ string) (context.Context, func(string)) {
 	return ctx, func(string) {}
 }
@@ -76,9 +95,34 @@ func (m multiObserver) ConnOpened() {
 		o.ConnOpened()
 	}
 }
-func (m multiObserver) ConnClosed(r string) {
+func (m multiObserver) ConnClosed(r string, code int) {
 	for _, o := range m {
-		o.ConnClosed(r)
+		o.ConnClosed(r, code)
+	}
+}
+func (m multiObserver) FrameIgnored(op protocol.Opcode) {
+	for _, o := range m {
+		o.FrameIgnored(op)
+	}
+}
+func (m multiObserver) EventIn(handled bool) {
+	for _, o := range m {
+		o.EventIn(handled)
+	}
+}
+func (m multiObserver) StateChanged() {
+	for _, o := range m {
+		o.StateChanged()
+	}
+}
+func (m multiObserver) CRDTApplied() {
+	for _, o := range m {
+		o.CRDTApplied()
+	}
+}
+func (m multiObserver) BusGap() {
+	for _, o := range m {
+		o.BusGap()
 	}
 }
 func (m multiObserver) UpgradeRejected(r string) {

@@ -1,12 +1,16 @@
 package datasole
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
-
-	"github.com/datasole/datasole-go/datasole/backend"
 	"net/http"
+	"net/url"
+	"path"
+	"strings"
 	"time"
 
+	"github.com/datasole/datasole-go/datasole/backend"
 	"github.com/datasole/datasole-go/datasole/protocol"
 )
 
@@ -35,7 +39,7 @@ type Options struct {
 
 	// MaxConnections caps concurrent connections on this server; upgrades
 	// beyond it are refused with 503 before upgrading. Default 10,000;
-	// negative means no limit.
+	// -1 means no limit.
 	MaxConnections int
 	// MaxMessageSize caps one inbound WebSocket message; larger messages
 	// close the connection with 1009. Default 4 MiB + 1 KiB (no well-formed
@@ -67,7 +71,7 @@ type Options struct {
 	WriteTimeout time.Duration
 
 	// HeartbeatInterval is how often WebSocket pings are sent; a peer silent
-	// for two intervals is closed as dead. Default 25s; negative disables.
+	// for two intervals is closed as dead. Default 25s; -1 disables.
 	HeartbeatInterval time.Duration
 
 	// Backend is the store and bus shared by the nodes of a cluster (Redis,
@@ -84,7 +88,7 @@ type Options struct {
 
 	// MaxConnectionsPerUser and MaxConnectionsPerIP cap one user's and one
 	// IP address's connections on this server; upgrades beyond them are
-	// refused with 429. Default 0: no cap.
+	// refused with 429. Default 0: no cap; -1 is the same.
 	MaxConnectionsPerUser int
 	MaxConnectionsPerIP   int
 
@@ -118,41 +122,115 @@ const (
 	DropNewest
 )
 
-func (o Options) withDefaults() Options {
+// OptionError is an invalid option: the field, the value given and how to
+// fix it. New returns one per invalid field (joined); each matches
+// ErrInvalidOption.
+type OptionError struct {
+	Field string // e.g. "Options.Path"
+	Value any
+	Fix   string
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("datasole: %s = %#v: %s", e.Field, e.Value, e.Fix)
+}
+
+// Is makes every OptionError match ErrInvalidOption.
+func (e *OptionError) Is(target error) bool { return target == ErrInvalidOption }
+
+// ErrInvalidOption is matched by every error New returns for a bad option.
+var ErrInvalidOption = errors.New("datasole: invalid option")
+
+// optionChecker collects the errors of one validation pass.
+type optionChecker struct{ errs []error }
+
+func (c *optionChecker) fail(field string, value any, fix string) {
+	c.errs = append(c.errs, &OptionError{Field: field, Value: value, Fix: fix})
+}
+
+// nonNegative checks a count or duration that may be zero (the default) but
+// not negative.
+func (c *optionChecker) nonNegative(field string, v int64, value any) {
+	if v < 0 {
+		c.fail(field, value, "must not be negative; leave it zero for the default")
+	}
+}
+
+// offOrPositive checks a value where -1 means "off" and 0 the default.
+func (c *optionChecker) offOrPositive(field string, v int64, value any) {
+	if v < -1 {
+		c.fail(field, value, "must be -1 (off), 0 (the default) or positive")
+	}
+}
+
+// withDefaults validates o and fills in every default. It returns all
+// problems at once, joined.
+func (o Options) withDefaults() (Options, error) {
+	var c optionChecker
 	if o.Path == "" {
 		o.Path = "/__ds"
 	}
-	if o.Path[0] != '/' {
-		o.Path = "/" + o.Path
-	}
+	checkPath(&c, o.Path)
 	if len(o.Path) > 1 && o.Path[len(o.Path)-1] == '/' {
 		o.Path = o.Path[:len(o.Path)-1]
 	}
-	if o.AuthTimeout <= 0 {
+	for i, pattern := range o.AllowedOrigins {
+		if err := checkOriginPattern(pattern); err != nil {
+			c.fail(fmt.Sprintf("Options.AllowedOrigins[%d]", i), pattern, err.Error())
+		}
+	}
+	c.nonNegative("Options.AuthTimeout", int64(o.AuthTimeout), o.AuthTimeout)
+	c.offOrPositive("Options.MaxConnections", int64(o.MaxConnections), o.MaxConnections)
+	c.offOrPositive("Options.MaxConnectionsPerUser", int64(o.MaxConnectionsPerUser), o.MaxConnectionsPerUser)
+	c.offOrPositive("Options.MaxConnectionsPerIP", int64(o.MaxConnectionsPerIP), o.MaxConnectionsPerIP)
+	c.nonNegative("Options.MaxEventNameLength", int64(o.MaxEventNameLength), o.MaxEventNameLength)
+	c.nonNegative("Options.RPCTimeout", int64(o.RPCTimeout), o.RPCTimeout)
+	c.nonNegative("Options.MaxHandlers", int64(o.MaxHandlers), o.MaxHandlers)
+	c.nonNegative("Options.MaxInFlight", int64(o.MaxInFlight), o.MaxInFlight)
+	c.nonNegative("Options.SendQueueSize", int64(o.SendQueueSize), o.SendQueueSize)
+	c.nonNegative("Options.WriteTimeout", int64(o.WriteTimeout), o.WriteTimeout)
+	c.offOrPositive("Options.HeartbeatInterval", int64(o.HeartbeatInterval), o.HeartbeatInterval)
+	switch {
+	case o.MaxMessageSize < 0:
+		c.fail("Options.MaxMessageSize", o.MaxMessageSize, "must not be negative; leave it zero for the default")
+	case o.MaxMessageSize > 0 && o.MaxMessageSize < protocol.HeaderSize+1024:
+		c.fail("Options.MaxMessageSize", o.MaxMessageSize, "too small to carry protocol frames; use at least 1 KiB, or zero for the default")
+	}
+	if o.MaxEventNameLength > 1<<16 {
+		c.fail("Options.MaxEventNameLength", o.MaxEventNameLength, "must be at most 65536 UTF-16 code units")
+	}
+	if o.SlowConsumer != CloseSlowConsumer && o.SlowConsumer != DropNewest {
+		c.fail("Options.SlowConsumer", o.SlowConsumer, "use CloseSlowConsumer or DropNewest")
+	}
+	o.Session.check(&c)
+	o.CRDT.check(&c)
+	o.RateLimit.check(&c)
+
+	if o.AuthTimeout == 0 {
 		o.AuthTimeout = 10 * time.Second
 	}
 	if o.MaxConnections == 0 {
 		o.MaxConnections = 10000
 	}
-	if o.MaxMessageSize <= 0 {
+	if o.MaxMessageSize == 0 {
 		o.MaxMessageSize = protocol.MaxCompressed + 1024
 	}
-	if o.MaxEventNameLength <= 0 {
+	if o.MaxEventNameLength == 0 {
 		o.MaxEventNameLength = protocol.MaxEventName
 	}
-	if o.RPCTimeout <= 0 {
+	if o.RPCTimeout == 0 {
 		o.RPCTimeout = 30 * time.Second
 	}
-	if o.MaxHandlers <= 0 {
+	if o.MaxHandlers == 0 {
 		o.MaxHandlers = 1024
 	}
-	if o.MaxInFlight <= 0 {
+	if o.MaxInFlight == 0 {
 		o.MaxInFlight = 64
 	}
-	if o.SendQueueSize <= 0 {
+	if o.SendQueueSize == 0 {
 		o.SendQueueSize = 1024
 	}
-	if o.WriteTimeout <= 0 {
+	if o.WriteTimeout == 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
 	if o.HeartbeatInterval == 0 {
@@ -166,5 +244,44 @@ func (o Options) withDefaults() Options {
 	if o.Observer == nil {
 		o.Observer = NopObserver{}
 	}
-	return o
+	return o, errors.Join(c.errs...)
+}
+
+// checkPath accepts clean absolute URL paths: what a request for the path
+// carries in r.URL.Path, so that it can match.
+func checkPath(c *optionChecker, p string) {
+	u, err := url.Parse(p)
+	switch {
+	case p[0] != '/':
+		c.fail("Options.Path", p, "must start with \"/\", e.g. \"/__ds\"")
+	case err != nil || u.Path != p || u.RawQuery != "" || u.Fragment != "":
+		c.fail("Options.Path", p, "must be a plain URL path without query, fragment or escapes, e.g. \"/__ds\"")
+	case u.EscapedPath() != p:
+		c.fail("Options.Path", p, "contains characters a URL path must escape (spaces, non-ASCII); use letters, digits, \"-\", \"_\", \".\" and \"/\"")
+	case path.Clean(p) != strings.TrimSuffix(p, "/") && p != "/":
+		c.fail("Options.Path", p, "must be a clean path (no \"//\", \".\" or \"..\" segments)")
+	}
+}
+
+// checkOriginPattern accepts "*", "scheme://host[:port]" and
+// "scheme://*.domain[:port]".
+func checkOriginPattern(pattern string) error {
+	if pattern == "*" {
+		return nil
+	}
+	u, err := url.Parse(pattern)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("an origin is scheme://host[:port], e.g. %q; a bare host never matches", "https://"+strings.TrimPrefix(pattern, "//"))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme must be http or https (browsers send those origins)")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("an origin has no path, query or user info; use %q", u.Scheme+"://"+u.Host)
+	}
+	host := strings.TrimPrefix(u.Hostname(), "*.")
+	if host == "" || strings.Contains(host, "*") {
+		return fmt.Errorf("a wildcard is allowed only as the first label, e.g. %q", "https://*.example.com")
+	}
+	return nil
 }

@@ -3,8 +3,8 @@ package datasole
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -31,12 +31,21 @@ type RateLimit struct {
 	// By chooses whose bucket a frame is counted in. Default PerConnection.
 	By KeyBy
 	// Limiter decides. Default: an in-process GCRA limiter; with
-	// Options.Backend set, one that shares buckets through the backend so
-	// all nodes enforce one limit.
+	// Options.Backend set and By PerUser or PerIP, one that shares buckets
+	// through the backend so all nodes enforce one limit.
 	Limiter Limiter
 	// CloseAfter is how many refusals in a row close the connection with
 	// 1008. Default 100.
 	CloseAfter int
+
+	// RawMessages and RawBytes limit what one connection may send before
+	// anything is inflated or parsed: WebSocket messages, and their bytes
+	// as received (compressed), per connection, in process. They bound the
+	// work a flood can cause before the per-frame rules above apply.
+	// Defaults: twice Default's frames per its window, and 64 MiB per
+	// minute.
+	RawMessages Rule
+	RawBytes    Rule
 }
 
 // Rule admits Limit units per Window, a cost of Cost units per frame
@@ -65,15 +74,66 @@ type Limiter interface {
 	Allow(ctx context.Context, key string, rule Rule) (ok bool, retryAfter time.Duration, err error)
 }
 
+func (rl RateLimit) check(c *optionChecker) {
+	if rl.Default != (Rule{}) {
+		rl.Default.check(c, "Options.RateLimit.Default")
+	}
+	for name, r := range rl.RPC {
+		if name == "" {
+			c.fail("Options.RateLimit.RPC", name, "a rule needs the method name as its key")
+		}
+		r.check(c, fmt.Sprintf("Options.RateLimit.RPC[%q]", name))
+	}
+	for name, r := range rl.Events {
+		if name == "" {
+			c.fail("Options.RateLimit.Events", name, "a rule needs the event name as its key")
+		}
+		r.check(c, fmt.Sprintf("Options.RateLimit.Events[%q]", name))
+	}
+	if rl.By < PerConnection || rl.By > PerIP {
+		c.fail("Options.RateLimit.By", rl.By, "use PerConnection, PerUser or PerIP")
+	}
+	c.nonNegative("Options.RateLimit.CloseAfter", int64(rl.CloseAfter), rl.CloseAfter)
+	if rl.RawMessages != (Rule{}) {
+		rl.RawMessages.check(c, "Options.RateLimit.RawMessages")
+	}
+	if rl.RawBytes != (Rule{}) {
+		rl.RawBytes.check(c, "Options.RateLimit.RawBytes")
+	}
+}
+
+func (r Rule) check(c *optionChecker, field string) {
+	switch {
+	case r.Limit <= 0:
+		c.fail(field+".Limit", r.Limit, "a rule admits at least 1 unit per window")
+	case r.Window <= 0:
+		c.fail(field+".Window", r.Window, "a rule needs a positive window, e.g. time.Minute")
+	case r.Cost < 0:
+		c.fail(field+".Cost", r.Cost, "must not be negative; zero means 1")
+	case r.Cost > r.Limit:
+		c.fail(field+".Cost", r.Cost, "a cost above the limit refuses every frame")
+	case r.Window/time.Duration(r.Limit) == 0:
+		c.fail(field, r, "the limit is too high for the window (below 1ns per unit)")
+	}
+}
+
 func (rl RateLimit) withDefaults(b backend.Backend) RateLimit {
 	if rl.Default.Limit <= 0 {
 		rl.Default = Rule{Limit: 600, Window: time.Minute}
 	}
-	if rl.CloseAfter <= 0 {
+	if rl.RawMessages.Limit == 0 {
+		rl.RawMessages = Rule{Limit: 2 * rl.Default.Limit, Window: rl.Default.Window}
+	}
+	if rl.RawBytes.Limit == 0 {
+		rl.RawBytes = Rule{Limit: 64 << 20, Window: time.Minute}
+	}
+	if rl.CloseAfter == 0 {
 		rl.CloseAfter = 100
 	}
 	if rl.Limiter == nil {
-		if b != nil {
+		// A connection's buckets are its own: no other node shares them, so
+		// they stay in process even with a backend.
+		if b != nil && rl.By != PerConnection {
 			rl.Limiter = NewBackendLimiter(b)
 		} else {
 			rl.Limiter = NewMemoryLimiter()
@@ -214,13 +274,6 @@ func bucketPrefix(by KeyBy, c *Conn) string {
 	return "c:" + c.id + ":"
 }
 
-func hostOf(addr string) string {
-	if h, _, err := net.SplitHostPort(addr); err == nil {
-		return h
-	}
-	return addr
-}
-
 // allow checks one frame against the rule named (e.g. "rpc:add") or the
 // default. It reports whether the frame may pass; when it may not, it has
 // already answered ERROR, and the caller answers the RPC if it is one.
@@ -249,7 +302,6 @@ func (c *Conn) allow(kind, name string, correlationID uint32) (bool, time.Durati
 		c.refusedInARow = 0
 		return true, 0
 	}
-	c.s.stats.RateLimited.Add(1)
 	c.s.obs.FrameRefused("rate-limited")
 	ms := int64(math.Ceil(float64(retry) / float64(time.Millisecond)))
 	c.sendErrorBody(correlationID, "Rate limit exceeded", "rate-limited", ms)

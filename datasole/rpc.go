@@ -16,13 +16,19 @@ import (
 // is sent as a success without a result member.
 type RPCFunc func(c *Context, params json.RawMessage) (any, error)
 
-// HandleRPC registers fn for method, replacing any earlier handler.
-func (s *Server) HandleRPC(method string, fn RPCFunc) {
-	s.rpcs.Store(method, fn)
+// HandleRPC registers fn for method. It refuses (ErrInvalidRegistration) a
+// nil fn, an empty or reserved ("$ds.") name, a name longer than
+// Options.MaxEventNameLength and a second handler for the same method;
+// Start returns the same errors.
+func (s *Server) HandleRPC(method string, fn RPCFunc) error {
+	if err := s.register("RPC", method, fn == nil); err != nil {
+		return err
+	}
+	if _, dup := s.rpcs.LoadOrStore(method, fn); dup {
+		return s.registrationFailed(fmt.Errorf("%w: RPC %q: a handler is already registered", ErrInvalidRegistration, method))
+	}
+	return nil
 }
-
-// RemoveRPC unregisters method.
-func (s *Server) RemoveRPC(method string) { s.rpcs.Delete(method) }
 
 func (c *Conn) handleRPC(f protocol.Frame) {
 	id := f.CorrelationID
@@ -35,13 +41,11 @@ func (c *Conn) handleRPC(f protocol.Frame) {
 		return
 	}
 	if err != nil || req.Method == "" {
-		c.s.stats.BadFrames.Add(1)
 		c.s.obs.RPCRefused(req.Method, "parse-error")
 		c.s.logSampled("datasole: malformed RPC request", "conn", c.id)
 		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeParseError, Message: "Parse error: an RPC request is a JSON object with a method"})
 		return
 	}
-	c.s.stats.RPCCalls.Add(1)
 	v, ok := c.s.rpcs.Load(req.Method)
 	if !ok {
 		c.s.obs.RPCRefused(req.Method, "not-found")
@@ -80,7 +84,6 @@ func (c *Conn) runRPC(fn RPCFunc, id uint32, req protocol.RPCRequest) {
 	// Answer at the deadline even if the handler ignores its context.
 	stop := context.AfterFunc(ctx, func() {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && replied.CompareAndSwap(false, true) {
-			c.s.stats.RPCErrors.Add(1)
 			done("timeout")
 			c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeTimeout, Message: "RPC timeout: " + req.Method})
 		}
@@ -95,14 +98,12 @@ func (c *Conn) runRPC(fn RPCFunc, id uint32, req protocol.RPCRequest) {
 		return
 	}
 	if err != nil {
-		c.s.stats.RPCErrors.Add(1)
 		done(outcomeOf(err))
 		c.replyError(id, req.CorrelationID, c.s.publicError(err, req.Method, c.id))
 		return
 	}
 	raw, err := marshalResult(result)
 	if err != nil {
-		c.s.stats.RPCErrors.Add(1)
 		c.s.log.Error("datasole: cannot encode RPC result", "method", req.Method, "err", err)
 		done("error")
 		c.replyError(id, req.CorrelationID, &Error{Code: protocol.CodeInternal, Message: "Internal error"})
@@ -139,6 +140,10 @@ func (s *Server) publicError(err error, method, connID string) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, ErrBackend) {
+		s.logSampled("datasole: RPC failed on the backend", "method", method, "err", err)
+		return &Error{Code: protocol.CodeUnavailable, Message: "Service unavailable, retry later", Data: map[string]int64{"retryAfter": 1000}}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &Error{Code: protocol.CodeTimeout, Message: "RPC timeout: " + method}

@@ -24,7 +24,7 @@ var addRPC = datasole.NewRPC[addParams, addResult]("add")
 
 func rpcServer(t *testing.T, o datasole.Options) *testServer {
 	return startServer(t, o, func(ds *datasole.Server) {
-		datasole.Handle(ds, addRPC, func(c *datasole.Context, p addParams) (addResult, error) {
+		addRPC.Handle(ds, func(c *datasole.Context, p addParams) (addResult, error) {
 			return addResult{Sum: p.A + p.B}, nil
 		})
 		ds.HandleRPC("echo", func(c *datasole.Context, params json.RawMessage) (any, error) {
@@ -147,8 +147,8 @@ func TestRPC(t *testing.T) {
 		if err := c.Call(ctx, "whoami", nil, &who); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(who["conn"], ts.ds.NodeID()+"-") || who["user"] != who["conn"] {
-			t.Fatalf("anonymous principal should be keyed by connection id: %v", who)
+		if !strings.HasPrefix(who["conn"], ts.ds.NodeID()+"-") || who["user"] != "$anon:"+who["conn"] {
+			t.Fatalf("an anonymous principal is keyed by connection id in the reserved namespace: %v", who)
 		}
 	})
 }

@@ -15,12 +15,18 @@ import (
 // sessionServer runs a server on b whose RPCs read and write the caller's
 // session; users are named by the token.
 func sessionServer(t *testing.T, b backend.Backend) (*datasole.Server, *httptest.Server) {
-	ds := datasole.New(quietOptions(datasole.Options{
+	ds, err := datasole.New(quietOptions(datasole.Options{
 		Backend: b,
 		Auth: func(r *http.Request) (*datasole.Principal, error) {
 			return &datasole.Principal{UserID: r.URL.Query().Get("token")}, nil
 		},
 	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ds.HandleRPC("put", func(c *datasole.Context, p json.RawMessage) (any, error) {
 		s := c.Session()
 		if s == nil {

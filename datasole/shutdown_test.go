@@ -30,7 +30,13 @@ func TestShutdownHandsClientsToAnotherNode(t *testing.T) {
 	defer peer.Close()
 	started := make(chan struct{}, 1)
 	node := func(b backend.Backend) (*datasole.Server, *httptest.Server) {
-		ds := datasole.New(quietOptions(datasole.Options{Backend: b}))
+		ds, err := datasole.New(quietOptions(datasole.Options{Backend: b}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		ds.HandleRPC("work", func(c *datasole.Context, _ json.RawMessage) (any, error) {
 			started <- struct{}{}
 			time.Sleep(200 * time.Millisecond)

@@ -1,50 +1,121 @@
 package datasole
 
 import (
-	"sync"
+	"context"
+	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/datasole/datasole-go/datasole/labelset"
+	"github.com/datasole/datasole-go/datasole/protocol"
 )
 
-// Stats are the server's in-process counters. Read them with Snapshot; the
-// Prometheus and OpenTelemetry exporters read the same numbers.
-type Stats struct {
-	ConnectionsOpened  atomic.Uint64
-	ConnectionsClosed  atomic.Uint64
-	FramesIn           atomic.Uint64
-	BytesIn            atomic.Uint64
-	FramesOut          atomic.Uint64
-	BytesOut           atomic.Uint64
-	FramesIgnored      atomic.Uint64 // well-formed frames v1 servers ignore
-	BadFrames          atomic.Uint64 // malformed frames and messages
-	RPCCalls           atomic.Uint64
-	RPCErrors          atomic.Uint64
-	EventsIn           atomic.Uint64
-	EventsUnhandled    atomic.Uint64
-	FanoutDeliveries   atomic.Uint64
-	SendDrops          atomic.Uint64
-	SlowConsumerCloses atomic.Uint64
-	StateChanges       atomic.Uint64 // versions created
-	StatePatches       atomic.Uint64 // STATE_PATCH frames fanned out
-	CRDTOps            atomic.Uint64 // CRDT operations applied
-	BackendErrors      atomic.Uint64
-	RateLimited        atomic.Uint64 // frames refused by the rate limiter
-	BusGaps            atomic.Uint64 // times the bus may have lost messages
+// counters is the built-in Observer behind Snapshot: every measurement is
+// made once, through Server.obs, and lands both here and in the application's
+// Observer (Prometheus, OpenTelemetry, …), so the two never disagree.
+type counters struct {
+	connectionsOpened  atomic.Uint64
+	connectionsClosed  atomic.Uint64
+	framesIn           atomic.Uint64
+	bytesIn            atomic.Uint64
+	framesOut          atomic.Uint64
+	bytesOut           atomic.Uint64
+	framesIgnored      atomic.Uint64
+	badFrames          atomic.Uint64
+	rateLimited        atomic.Uint64
+	rpcCalls           atomic.Uint64
+	rpcErrors          atomic.Uint64
+	rpcRefused         atomic.Uint64
+	eventsIn           atomic.Uint64
+	eventsUnhandled    atomic.Uint64
+	fanoutDeliveries   atomic.Uint64
+	statePatches       atomic.Uint64
+	sendDrops          atomic.Uint64
+	slowConsumerCloses atomic.Uint64
+	stateChanges       atomic.Uint64
+	crdtOps            atomic.Uint64
+	backendErrors      atomic.Uint64
+	busGaps            atomic.Uint64
 
-	mu         sync.Mutex
-	rejections map[string]uint64
+	closedBy   *labelset.Set[*atomic.Uint64] // closes by reason
+	closeCodes *labelset.Set[*atomic.Uint64] // closes by code
+	rejections *labelset.Set[*atomic.Uint64] // refused upgrades by reason
 }
 
-func (st *Stats) countRejection(reason string) {
-	st.mu.Lock()
-	if st.rejections == nil {
-		st.rejections = make(map[string]uint64)
+// maxLabels bounds the distinct reasons and codes counted one by one; the
+// rest are counted as "other" (close codes come from peers).
+const maxLabels = 64
+
+func newCounters() *counters {
+	mk := func(string) *atomic.Uint64 { return new(atomic.Uint64) }
+	return &counters{
+		closedBy:   labelset.New(maxLabels, mk),
+		closeCodes: labelset.New(maxLabels, mk),
+		rejections: labelset.New(maxLabels, mk),
 	}
-	st.rejections[reason]++
-	st.mu.Unlock()
 }
 
-// Snapshot is a point-in-time copy of the counters, ready for JSON.
+func (c *counters) ConnOpened() { c.connectionsOpened.Add(1) }
+func (c *counters) ConnClosed(reason string, code int) {
+	c.connectionsClosed.Add(1)
+	if reason == "slow-consumer" {
+		c.slowConsumerCloses.Add(1)
+	}
+	c.closedBy.Get(reason, true).Add(1)
+	c.closeCodes.Get(strconv.Itoa(code), true).Add(1)
+}
+func (c *counters) UpgradeRejected(reason string) { c.rejections.Get(reason, true).Add(1) }
+func (c *counters) FrameIn(_ protocol.Opcode, n int) {
+	c.framesIn.Add(1)
+	c.bytesIn.Add(uint64(n))
+}
+func (c *counters) FrameOut(_ protocol.Opcode, n int) {
+	c.framesOut.Add(1)
+	c.bytesOut.Add(uint64(n))
+}
+func (c *counters) FrameRefused(reason string) {
+	if reason == "rate-limited" {
+		c.rateLimited.Add(1)
+		return
+	}
+	c.badFrames.Add(1)
+}
+func (c *counters) FrameIgnored(protocol.Opcode) { c.framesIgnored.Add(1) }
+func (c *counters) EventIn(handled bool) {
+	c.eventsIn.Add(1)
+	if !handled {
+		c.eventsUnhandled.Add(1)
+	}
+}
+func (c *counters) Fanout(op protocol.Opcode, n int) {
+	c.fanoutDeliveries.Add(uint64(n))
+	if op == protocol.StatePatch {
+		c.statePatches.Add(1)
+	}
+}
+func (c *counters) SendDropped() { c.sendDrops.Add(1) }
+func (c *counters) StartRPC(ctx context.Context, _ string) (context.Context, func(string)) {
+	c.rpcCalls.Add(1)
+	return ctx, c.rpcDone
+}
+func (c *counters) rpcDone(outcome string) {
+	if outcome != "ok" {
+		c.rpcErrors.Add(1)
+	}
+}
+func (c *counters) RPCRefused(_, reason string) {
+	c.rpcRefused.Add(1)
+	if reason == "parse-error" {
+		c.badFrames.Add(1)
+	}
+}
+func (c *counters) StateChanged()        { c.stateChanges.Add(1) }
+func (c *counters) CRDTApplied()         { c.crdtOps.Add(1) }
+func (c *counters) BackendError(string)  { c.backendErrors.Add(1) }
+func (c *counters) BusLag(time.Duration) {}
+func (c *counters) BusGap()              { c.busGaps.Add(1) }
+
+// Snapshot is a point-in-time copy of the server's counters, ready for JSON.
 type Snapshot struct {
 	Connections        int               `json:"connections"`
 	ConnectionsOpened  uint64            `json:"connectionsOpened"`
@@ -53,68 +124,83 @@ type Snapshot struct {
 	BytesIn            uint64            `json:"bytesIn"`
 	FramesOut          uint64            `json:"framesOut"`
 	BytesOut           uint64            `json:"bytesOut"`
-	FramesIgnored      uint64            `json:"framesIgnored"`
-	BadFrames          uint64            `json:"badFrames"`
-	RPCCalls           uint64            `json:"rpcCalls"`
-	RPCErrors          uint64            `json:"rpcErrors"`
-	EventsIn           uint64            `json:"eventsIn"`
-	EventsUnhandled    uint64            `json:"eventsUnhandled"`
-	FanoutDeliveries   uint64            `json:"fanoutDeliveries"`
-	SendDrops          uint64            `json:"sendDrops"`
-	SlowConsumerCloses uint64            `json:"slowConsumerCloses"`
-	StateChanges       uint64            `json:"stateChanges"`
-	StatePatches       uint64            `json:"statePatches"`
-	CRDTOps            uint64            `json:"crdtOps"`
+	FramesIgnored      uint64            `json:"framesIgnored"`      // well-formed frames v1 servers ignore
+	BadFrames          uint64            `json:"badFrames"`          // malformed frames and messages
+	RPCCalls           uint64            `json:"rpcCalls"`           // calls that ran a handler
+	RPCErrors          uint64            `json:"rpcErrors"`          // of those, failed, timed out or panicked
+	RPCRefused         uint64            `json:"rpcRefused"`         // answered without a handler
+	EventsIn           uint64            `json:"eventsIn"`           // client events received
+	EventsUnhandled    uint64            `json:"eventsUnhandled"`    // of those, with no handler
+	FanoutDeliveries   uint64            `json:"fanoutDeliveries"`   // frames queued by server pushes
+	SendDrops          uint64            `json:"sendDrops"`          // frames that did not fit a send queue
+	SlowConsumerCloses uint64            `json:"slowConsumerCloses"` // connections closed for not reading
+	StateChanges       uint64            `json:"stateChanges"`       // versions created
+	StatePatches       uint64            `json:"statePatches"`       // STATE_PATCH frames fanned out
+	CRDTOps            uint64            `json:"crdtOps"`            // CRDT operations applied
 	BackendErrors      uint64            `json:"backendErrors"`
-	RateLimited        uint64            `json:"rateLimited"`
-	BusGaps            uint64            `json:"busGaps"`
-	Rejections         map[string]uint64 `json:"rejections"`
+	RateLimited        uint64            `json:"rateLimited"` // frames refused by the rate limiter
+	BusGaps            uint64            `json:"busGaps"`     // times the bus may have lost messages
+	Closes             map[string]uint64 `json:"closes"`      // connections ended, by reason
+	CloseCodes         map[string]uint64 `json:"closeCodes"`  // connections ended, by close code
+	Rejections         map[string]uint64 `json:"rejections"`  // refused upgrades, by reason
 	At                 time.Time         `json:"at"`
 }
 
 // Snapshot returns the current counters.
 func (s *Server) Snapshot() Snapshot {
-	st := &s.stats
-	snap := Snapshot{
+	c := s.counters
+	return Snapshot{
 		Connections:        s.hub.count(),
-		ConnectionsOpened:  st.ConnectionsOpened.Load(),
-		ConnectionsClosed:  st.ConnectionsClosed.Load(),
-		FramesIn:           st.FramesIn.Load(),
-		BytesIn:            st.BytesIn.Load(),
-		FramesOut:          st.FramesOut.Load(),
-		BytesOut:           st.BytesOut.Load(),
-		FramesIgnored:      st.FramesIgnored.Load(),
-		BadFrames:          st.BadFrames.Load(),
-		RPCCalls:           st.RPCCalls.Load(),
-		RPCErrors:          st.RPCErrors.Load(),
-		EventsIn:           st.EventsIn.Load(),
-		EventsUnhandled:    st.EventsUnhandled.Load(),
-		FanoutDeliveries:   st.FanoutDeliveries.Load(),
-		SendDrops:          st.SendDrops.Load(),
-		SlowConsumerCloses: st.SlowConsumerCloses.Load(),
-		StateChanges:       st.StateChanges.Load(),
-		StatePatches:       st.StatePatches.Load(),
-		CRDTOps:            st.CRDTOps.Load(),
-		BackendErrors:      st.BackendErrors.Load(),
-		RateLimited:        st.RateLimited.Load(),
-		BusGaps:            st.BusGaps.Load(),
-		Rejections:         map[string]uint64{},
+		ConnectionsOpened:  c.connectionsOpened.Load(),
+		ConnectionsClosed:  c.connectionsClosed.Load(),
+		FramesIn:           c.framesIn.Load(),
+		BytesIn:            c.bytesIn.Load(),
+		FramesOut:          c.framesOut.Load(),
+		BytesOut:           c.bytesOut.Load(),
+		FramesIgnored:      c.framesIgnored.Load(),
+		BadFrames:          c.badFrames.Load(),
+		RPCCalls:           c.rpcCalls.Load(),
+		RPCErrors:          c.rpcErrors.Load(),
+		RPCRefused:         c.rpcRefused.Load(),
+		EventsIn:           c.eventsIn.Load(),
+		EventsUnhandled:    c.eventsUnhandled.Load(),
+		FanoutDeliveries:   c.fanoutDeliveries.Load(),
+		SendDrops:          c.sendDrops.Load(),
+		SlowConsumerCloses: c.slowConsumerCloses.Load(),
+		StateChanges:       c.stateChanges.Load(),
+		StatePatches:       c.statePatches.Load(),
+		CRDTOps:            c.crdtOps.Load(),
+		BackendErrors:      c.backendErrors.Load(),
+		RateLimited:        c.rateLimited.Load(),
+		BusGaps:            c.busGaps.Load(),
+		Closes:             loadAll(c.closedBy),
+		CloseCodes:         loadAll(c.closeCodes),
+		Rejections:         loadAll(c.rejections),
 		At:                 time.Now(),
 	}
-	st.mu.Lock()
-	for k, v := range st.rejections {
-		snap.Rejections[k] = v
-	}
-	st.mu.Unlock()
-	return snap
 }
 
-// logSampled logs bad input at most once per second, so a flood of garbage
-// cannot flood the logs.
+func loadAll(set *labelset.Set[*atomic.Uint64]) map[string]uint64 {
+	out := map[string]uint64{}
+	set.Each(func(label string, v *atomic.Uint64) {
+		if n := v.Load(); n > 0 {
+			out[label] = n
+		}
+	})
+	return out
+}
+
+// logSampled logs a repeated warning at most once per second per message
+// (msg is a constant), so a flood of garbage or of slow consumers cannot
+// flood the logs, and one kind of flood does not hide another.
 func (s *Server) logSampled(msg string, args ...any) {
+	v, ok := s.sampled.Load(msg)
+	if !ok {
+		v, _ = s.sampled.LoadOrStore(msg, new(atomic.Int64))
+	}
+	last := v.(*atomic.Int64)
 	now := time.Now().UnixNano()
-	last := s.lastSampled.Load()
-	if now-last < int64(time.Second) || !s.lastSampled.CompareAndSwap(last, now) {
+	if prev := last.Load(); now-prev < int64(time.Second) || !last.CompareAndSwap(prev, now) {
 		return
 	}
 	s.log.Warn(msg, args...)

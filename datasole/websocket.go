@@ -39,6 +39,8 @@ const (
 	CloseMessageTooBig   = 1009
 	CloseInternalError   = 1011
 	CloseTryAgainLater   = 1013 // over capacity
+	CloseSessionExpired  = 4001 // the principal's ExpiresAt passed
+	CloseRevoked         = 4003 // CloseUser: the credential was revoked
 )
 
 func formatClose(code int, text string) []byte {

@@ -51,7 +51,13 @@ func newServer(o datasole.Options) *datasole.Server {
 		}
 		return nil, datasole.ErrNoCredentials
 	}
-	ds := datasole.New(o)
+	ds, err := datasole.New(o)
+	if err != nil {
+		panic(err) // the scenario options are fixed: a failure is a bug here
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		panic(err)
+	}
 	ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
 	ds.HandleRPC("add", func(_ *datasole.Context, raw json.RawMessage) (any, error) {
 		var p addParams

@@ -28,7 +28,13 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // newDS is an anonymous-access server with an "echo" RPC.
 func newDS(t *testing.T) *datasole.Server {
 	t.Helper()
-	ds := datasole.New(datasole.Options{Logger: quiet, Auth: datasole.Anonymous})
+	ds, err := datasole.New(datasole.Options{Logger: quiet, Auth: datasole.Anonymous})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

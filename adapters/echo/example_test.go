@@ -3,6 +3,7 @@ package dsecho_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"time"
@@ -15,11 +16,17 @@ import (
 
 // Mount datasole beside the routes an Echo app already has.
 func ExampleMount() {
-	ds := datasole.New(datasole.Options{})
+	ds, err := datasole.New(datasole.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer ds.Close(context.Background())
 
 	e := echo.New()
 	e.Use(middleware.Recover())
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	e.Use(dsecho.Mount(ds))
 	e.GET("/api/hello", func(c echo.Context) error { return c.String(http.StatusOK, "hi") })
 
@@ -37,7 +44,10 @@ func ExampleMount() {
 // *jwt.Token under "user"; this app stores a user name), and keep the
 // Timeout middleware away from the upgrade.
 func ExampleMountWithConfig() {
-	ds := datasole.New(datasole.Options{})
+	ds, err := datasole.New(datasole.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer ds.Close(context.Background())
 
 	type user struct{ name string }
@@ -49,6 +59,9 @@ func ExampleMountWithConfig() {
 			return next(c)
 		}
 	})
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	e.Use(dsecho.MountWithConfig(ds, dsecho.Config{
 		Principal: dsecho.PrincipalFromJWT(func(u *user) *datasole.Principal {
 			return &datasole.Principal{UserID: u.name, Roles: []string{"member"}}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/datasole/datasole-go/adapters/adaptertest"
-	"github.com/datasole/datasole-go/adapters/fiber"
+	dsfiber "github.com/datasole/datasole-go/adapters/fiber"
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/datasole/client"
 	"github.com/gofiber/fiber/v2"
@@ -113,7 +113,13 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func newServer(t *testing.T, o datasole.Options) *datasole.Server {
 	t.Helper()
 	o.Logger = quiet
-	ds := datasole.New(o)
+	ds, err := datasole.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ds.HandleRPC("whoami", func(c *datasole.Context, _ json.RawMessage) (any, error) { return c.Principal(), nil })
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

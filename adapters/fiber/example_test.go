@@ -3,9 +3,10 @@ package dsfiber_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"net/http/httptest"
 
-	"github.com/datasole/datasole-go/adapters/fiber"
+	dsfiber "github.com/datasole/datasole-go/adapters/fiber"
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/logger"
@@ -14,11 +15,17 @@ import (
 
 // Mount datasole beside the routes a Fiber app already has.
 func ExampleMount() {
-	ds := datasole.New(datasole.Options{})
+	ds, err := datasole.New(datasole.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer ds.Close(context.Background())
 
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	app.Use(recover.New())
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	app.Use(dsfiber.Mount(ds))
 	app.Get("/api/hello", func(c *fiber.Ctx) error { return c.SendString("hi") })
 	// app.Listen(":3000")
@@ -34,7 +41,10 @@ func ExampleMount() {
 // Take the identity from the app's own auth middleware, which stores a
 // principal in c.Locals; upgrades without one go to the server's Auth.
 func ExamplePrincipalFromLocals() {
-	ds := datasole.New(datasole.Options{})
+	ds, err := datasole.New(datasole.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer ds.Close(context.Background())
 
 	app := fiber.New()
@@ -46,6 +56,9 @@ func ExamplePrincipalFromLocals() {
 		}
 		return c.Next()
 	})
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	app.Use(dsfiber.Mount(ds, dsfiber.Config{Principal: dsfiber.PrincipalFromLocals("principal")}))
 	_ = app // app.Listen(":3000")
 }

@@ -98,7 +98,13 @@ func newServer(t *testing.T, o datasole.Options) *datasole.Server {
 	if o.Auth == nil {
 		o.Auth = datasole.Anonymous
 	}
-	ds := datasole.New(o)
+	ds, err := datasole.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

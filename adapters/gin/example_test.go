@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 
@@ -17,7 +18,10 @@ import (
 // it into the datasole identity and serves /__ds, even though no route is
 // declared for it.
 func ExampleMount() {
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer ds.Close(context.Background())
 	ds.HandleRPC("add", func(_ *datasole.Context, raw json.RawMessage) (any, error) {
 		var p struct{ A, B int }
@@ -32,6 +36,9 @@ func ExampleMount() {
 			c.Set("principal", &datasole.Principal{UserID: user})
 		}
 	})
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	r.Use(dsgin.Mount(ds, dsgin.Config{Principal: dsgin.PrincipalFromKey("principal")}))
 	r.GET("/api/hello", func(c *gin.Context) { c.String(http.StatusOK, "hello") })
 

@@ -118,7 +118,13 @@ func TestWrap(t *testing.T) { adaptertest.Run(t, harness) }
 
 func TestMiddlewareOrder(t *testing.T) {
 	t.Run("http.TimeoutHandler in front of Wrap breaks the upgrade, as documented", func(t *testing.T) {
-		ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+		ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		defer ds.Close(context.Background())
 		url := serve(t, http.TimeoutHandler(dshttp.Wrap(app(), ds), 5*time.Second, "timeout"))
 		c, err := client.Dial(context.Background(), url, client.Options{NoReconnect: true, Logger: quiet})
@@ -131,7 +137,13 @@ func TestMiddlewareOrder(t *testing.T) {
 
 func TestHandler(t *testing.T) {
 	t.Run("mounted on a mux pattern it serves the upgrade and the assets", func(t *testing.T) {
-		ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+		ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		defer ds.Close(context.Background())
 		mux := http.NewServeMux()
 		mux.Handle("/__ds", dshttp.Handler(ds))

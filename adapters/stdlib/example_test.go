@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,10 +17,16 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // Mount datasole beside the routes an app already has.
 func ExampleWrap() {
-	ds := datasole.New(datasole.Options{Logger: quiet})
+	ds, err := datasole.New(datasole.Options{Logger: quiet})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer ds.Close(context.Background())
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hi") })
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	hs := httptest.NewServer(dshttp.Wrap(mux, ds)) // http.ListenAndServe(":3000", dshttp.Wrap(mux, ds))
 	defer hs.Close()
 
@@ -38,9 +45,15 @@ type sessionUserKey struct{}
 
 // Take the principal from the app's own auth middleware.
 func ExampleOptions() {
-	ds := datasole.New(datasole.Options{Logger: quiet})
+	ds, err := datasole.New(datasole.Options{Logger: quiet})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer ds.Close(context.Background())
 	app := http.NewServeMux()
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	h := dshttp.Wrap(app, ds, dshttp.Options{
 		Principal: func(r *http.Request) *datasole.Principal {
 			if user, ok := r.Context().Value(sessionUserKey{}).(string); ok {

@@ -5,6 +5,7 @@
 package authtest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,8 +20,14 @@ import (
 // Endpoint answers a request as datasole answers an upgrade request: the
 // status the server would refuse it with, or 200 with the principal as JSON.
 func Endpoint(h datasole.AuthHandler) http.Handler {
-	ds := datasole.New(datasole.Options{Auth: h, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	ds, err := datasole.New(datasole.Options{Auth: h, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		HeartbeatInterval: -1, Session: datasole.SessionOptions{Disabled: true}})
+	if err != nil {
+		panic(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		panic(err)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := ds.Authenticate(r)
 		var re *datasole.RejectError

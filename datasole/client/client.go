@@ -422,6 +422,9 @@ func (c *Client) handle(f protocol.Frame) {
 			return
 		}
 		se := &ServerError{Message: body.Message, Code: body.Code, RetryAfter: time.Duration(body.RetryAfter) * time.Millisecond, CorrelationID: f.CorrelationID}
+		if c.crdtRefused(se) {
+			return
+		}
 		if f.CorrelationID == 0 || !c.settle(f.CorrelationID, response{err: se}) {
 			if c.opts.OnError != nil {
 				c.opts.OnError(se)
@@ -558,7 +561,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, params any) (json.R
 // allocID returns the next correlation id not in use; c.mu is held.
 func (c *Client) allocID() uint32 {
 	for {
-		c.nextID++
+		c.nextID = (c.nextID + 1) % crdtIDBit // ids from crdtIDBit up are CRDT ops'
 		if c.nextID == 0 {
 			continue
 		}

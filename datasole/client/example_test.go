@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/http/httptest"
 
@@ -15,9 +16,15 @@ import (
 // Dial a server, call a method and follow a state key.
 func ExampleDial() {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+	if err != nil {
+		log.Fatal(err)
+	}
 	ds.HandleRPC("echo", func(c *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
 	ds.SetState(context.Background(), "motd", "hello")
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	hs := httptest.NewServer(ds.Handler())
 	defer hs.Close()
 	defer ds.Close(context.Background())

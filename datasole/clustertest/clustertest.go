@@ -46,13 +46,19 @@ func Start(t *testing.T, n int, newBackend NewBackend, setup func(*datasole.Serv
 	t.Helper()
 	nodes := make([]*Node, n)
 	for i := range nodes {
-		ds := datasole.New(datasole.Options{
+		ds, err := datasole.New(datasole.Options{
 			Backend: newBackend(t),
 			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Auth: func(r *http.Request) (*datasole.Principal, error) {
 				return &datasole.Principal{UserID: r.URL.Query().Get("token")}, nil
 			},
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		ds.HandleRPC("sset", func(c *datasole.Context, p json.RawMessage) (any, error) {
 			return nil, c.Session().Set("note", p)
 		})

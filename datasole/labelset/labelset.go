@@ -68,3 +68,11 @@ func (l *Set[T]) Get(v string, admit bool) T {
 	l.seen.Store(&next)
 	return s
 }
+
+// Each calls fn for every admitted value (Other included once used), in no
+// particular order.
+func (l *Set[T]) Each(fn func(label string, series T)) {
+	for k, v := range *l.seen.Load() {
+		fn(k, v)
+	}
+}

@@ -58,13 +58,19 @@ type Harness struct {
 // port. Only https://app.example may connect from a browser.
 func Start(t testing.TB, obs datasole.Observer, setup ...func(*datasole.Server)) *Harness {
 	t.Helper()
-	ds := datasole.New(datasole.Options{
+	ds, err := datasole.New(datasole.Options{
 		Auth:           datasole.Anonymous,
 		AllowedOrigins: []string{"https://app.example"},
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		RateLimit:      datasole.RateLimit{Disabled: true},
 		Observer:       obs,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ds.HandleRPC("echo", func(c *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
 	ds.HandleRPC("fail", func(c *datasole.Context, _ json.RawMessage) (any, error) {
 		return nil, datasole.Errorf("boom")

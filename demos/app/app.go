@@ -14,10 +14,10 @@ import (
 
 // Setup registers the demo contract's handlers, state and CRDT on ds.
 func Setup(ds *datasole.Server) error {
-	datasole.Handle(ds, contract.Add, func(c *datasole.Context, p contract.AddParams) (contract.AddResult, error) {
+	contract.Add.Handle(ds, func(c *datasole.Context, p contract.AddParams) (contract.AddResult, error) {
 		return contract.AddResult{Sum: p.A + p.B}, nil
 	})
-	datasole.Handle(ds, contract.WhoAmI, func(c *datasole.Context, _ struct{}) (contract.WhoAmIResult, error) {
+	contract.WhoAmI.Handle(ds, func(c *datasole.Context, _ struct{}) (contract.WhoAmIResult, error) {
 		roles := c.Principal().Roles
 		if roles == nil {
 			roles = []string{}

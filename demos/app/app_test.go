@@ -16,7 +16,13 @@ import (
 
 func TestDemoApp(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if err := app.Setup(ds); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +46,7 @@ func TestDemoApp(t *testing.T) {
 		t.Fatalf("add: %v %v", sum, err)
 	}
 	me, err := contract.WhoAmI.Call(ctx, a, struct{}{})
-	if err != nil || me.ConnectionID == "" || me.UserID != me.ConnectionID {
+	if err != nil || me.ConnectionID == "" || me.UserID != "$anon:"+me.ConnectionID {
 		t.Fatalf("whoami: %+v %v", me, err)
 	}
 	got := make(chan contract.ChatMessage, 1)

@@ -25,8 +25,14 @@ func main() {
 	flag.Parse()
 
 	// Development only: everyone is admitted anonymously. See docs/auth.md.
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous})
+	if err != nil {
+		log.Fatal(err)
+	}
 	if err := app.Setup(ds); err != nil {
+		log.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
 		log.Fatal(err)
 	}
 

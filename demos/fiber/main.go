@@ -12,7 +12,7 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/datasole/datasole-go/adapters/fiber"
+	dsfiber "github.com/datasole/datasole-go/adapters/fiber"
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/demos/app"
 	"github.com/datasole/datasole-go/demos/web"
@@ -27,8 +27,14 @@ func main() {
 	flag.Parse()
 
 	// Development only: everyone is admitted anonymously. See docs/auth.md.
-	ds := datasole.New(datasole.Options{Auth: datasole.Anonymous})
+	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous})
+	if err != nil {
+		log.Fatal(err)
+	}
 	if err := app.Setup(ds); err != nil {
+		log.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
 		log.Fatal(err)
 	}
 

@@ -57,7 +57,13 @@ var mounts = map[string]func(ds *datasole.Server) http.Handler{
 func whoIs(t *testing.T, auth datasole.AuthHandler, cred func(o *client.Options)) map[string]seen {
 	out := map[string]seen{}
 	for name, mount := range mounts {
-		ds := datasole.New(datasole.Options{Auth: auth, Logger: quiet})
+		ds, err := datasole.New(datasole.Options{Auth: auth, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		ds.HandleRPC("whoami", func(c *datasole.Context, _ json.RawMessage) (any, error) {
 			p := c.Principal()
 			return seen{User: c.UserID(), Roles: p.Roles, Metadata: p.Metadata}, nil

@@ -17,7 +17,13 @@ import (
 func echoServer(opts datasole.Options) func(int) (*datasole.Server, error) {
 	return func(int) (*datasole.Server, error) {
 		opts.Logger = quiet
-		ds := datasole.New(opts)
+		ds, err := datasole.New(opts)
+		if err != nil {
+			return nil, err
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			return nil, err
+		}
 		ds.HandleRPC("echo", func(c *datasole.Context, params json.RawMessage) (any, error) {
 			return params, nil
 		})
@@ -147,7 +153,13 @@ func TestAnErrorFrameRejectsTheCallItNames(t *testing.T) {
 func TestReconnectAfterARestartResyncsState(t *testing.T) {
 	needBrowser(t)
 	s := startSite(t, nil, func(gen int) (*datasole.Server, error) {
-		ds := datasole.New(datasole.Options{Logger: quiet})
+		ds, err := datasole.New(datasole.Options{Logger: quiet})
+		if err != nil {
+			return nil, err
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			return nil, err
+		}
 		ds.HandleRPC("gen", func(c *datasole.Context, _ json.RawMessage) (any, error) { return gen, nil })
 		ds.HandleRPC("set", func(c *datasole.Context, params json.RawMessage) (any, error) {
 			return nil, ds.SetState(c, "board", params)
@@ -190,7 +202,13 @@ func TestReconnectAfterARestartResyncsState(t *testing.T) {
 func TestTheStockClientSeesOnlyV1Frames(t *testing.T) {
 	needBrowser(t)
 	s := startSite(t, nil, func(int) (*datasole.Server, error) {
-		ds := datasole.New(datasole.Options{Logger: quiet})
+		ds, err := datasole.New(datasole.Options{Logger: quiet})
+		if err != nil {
+			return nil, err
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			return nil, err
+		}
 		ds.HandleRPC("shout", func(c *datasole.Context, params json.RawMessage) (any, error) {
 			if err := ds.Broadcast("news", params); err != nil {
 				return nil, err

@@ -29,16 +29,22 @@ var dashboardState = datasole.NewState[dashboard]("dashboard")
 // demoServer implements the demo contract the way the demo apps do: the
 // token, when given, is the user's name.
 func demoServer(int) (*datasole.Server, error) {
-	ds := datasole.New(datasole.Options{
+	ds, err := datasole.New(datasole.Options{
 		Logger: quiet,
 		Auth: func(r *http.Request) (*datasole.Principal, error) {
 			return &datasole.Principal{UserID: r.URL.Query().Get("token"), Roles: []string{"guest"}}, nil
 		},
 	})
-	datasole.Handle(ds, contract.Add, func(c *datasole.Context, p contract.AddParams) (contract.AddResult, error) {
+	if err != nil {
+		return nil, err
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		return nil, err
+	}
+	contract.Add.Handle(ds, func(c *datasole.Context, p contract.AddParams) (contract.AddResult, error) {
 		return contract.AddResult{Sum: p.A + p.B}, nil
 	})
-	datasole.Handle(ds, contract.WhoAmI, func(c *datasole.Context, _ struct{}) (contract.WhoAmIResult, error) {
+	contract.WhoAmI.Handle(ds, func(c *datasole.Context, _ struct{}) (contract.WhoAmIResult, error) {
 		return contract.WhoAmIResult{UserID: c.UserID(), ConnectionID: c.ConnID(), Roles: c.Principal().Roles}, nil
 	})
 	var mu sync.Mutex // orders dashboard updates

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log"
 	"net/http/httptest"
 
 	"github.com/datasole/datasole-go/datasole"
@@ -26,8 +27,14 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	ds := datasole.New(datasole.Options{Observer: obs, Auth: datasole.Anonymous})
+	ds, err := datasole.New(datasole.Options{Observer: obs, Auth: datasole.Anonymous})
+	if err != nil {
+		log.Fatal(err)
+	}
 	ds.HandleRPC("echo", func(c *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	hs := httptest.NewServer(ds.Handler())
 	defer hs.Close()
 

@@ -19,8 +19,10 @@ package dsotel
 import (
 	"context"
 	"errors"
-	"github.com/datasole/datasole-go/datasole/labelset"
+	"strconv"
 	"time"
+
+	"github.com/datasole/datasole-go/datasole/labelset"
 
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/datasole/protocol"
@@ -47,6 +49,8 @@ const (
 	KeyOpcode    = attribute.Key("datasole.opcode")
 	KeyReason    = attribute.Key("datasole.reason")
 	KeyBackendOp = attribute.Key("datasole.backend.operation")
+	KeyHandled   = attribute.Key("datasole.event.handled")
+	KeyCloseCode = attribute.Key("datasole.close_code")
 )
 
 // maxReasons caps each reason-like attribute (close, rejection and refusal
@@ -83,6 +87,7 @@ type Observer struct {
 	connections  metric.Int64UpDownCounter
 	opened       metric.Int64Counter
 	closed       metric.Int64Counter
+	closedCodes  metric.Int64Counter
 	rejected     metric.Int64Counter
 	framesIn     metric.Int64Counter
 	bytesIn      metric.Int64Counter
@@ -97,10 +102,17 @@ type Observer struct {
 	slowConsumer metric.Int64Counter
 	rateLimited  metric.Int64Counter
 	backendErrs  metric.Int64Counter
+	ignored      metric.Int64Counter
+	eventsIn     metric.Int64Counter
+	stateChanges metric.Int64Counter
+	crdtOps      metric.Int64Counter
+	busGaps      metric.Int64Counter
+	handled      [2][]metric.AddOption
 	busLag       metric.Float64Histogram
 	opcodes      [256][]metric.AddOption // slices, so passing them does not allocate
 	fanoutBy     [256][]metric.RecordOption
 	reasons      *labelset.Set[[]metric.AddOption]
+	closeCodes   *labelset.Set[[]metric.AddOption]
 	backendOps   *labelset.Set[[]metric.AddOption]
 	methods      *labelset.Set[*methodAttrs]
 }
@@ -169,6 +181,7 @@ func New(opts Options) (*Observer, error) {
 	errs = append(errs, err)
 	o.opened = counter("datasole.connections.opened", "{connection}", "Connections established.")
 	o.closed = counter("datasole.connections.closed", "{connection}", "Connections ended, by reason.")
+	o.closedCodes = counter("datasole.connections.close_codes", "{connection}", "Connections ended, by WebSocket close code (sent or received first).")
 	o.rejected = counter("datasole.upgrades.rejected", "{upgrade}", "Refused WebSocket upgrades, by reason.")
 	o.framesIn = counter("datasole.frames.in", "{frame}", "Inbound WebSocket messages by opcode (unknown: not decodable).")
 	o.bytesIn = counter("datasole.bytes.in", "By", "Inbound WebSocket message bytes by opcode.")
@@ -181,6 +194,16 @@ func New(opts Options) (*Observer, error) {
 	o.slowConsumer = counter("datasole.slow_consumer.closes", "{connection}", "Connections closed because they did not read fast enough.")
 	o.rateLimited = counter("datasole.rate_limited.frames", "{frame}", "Inbound frames refused by the rate limiter.")
 	o.backendErrs = counter("datasole.backend.errors", "{error}", "Failed backend operations, by operation.")
+	o.ignored = counter("datasole.frames.ignored", "{frame}", "Well-formed inbound frames the server ignores (opcodes only servers send).")
+	o.eventsIn = counter("datasole.events.in", "{event}", "Client events received, by whether a handler took them.")
+	o.stateChanges = counter("datasole.state.changes", "{version}", "Live-state versions created.")
+	o.crdtOps = counter("datasole.crdt.ops", "{op}", "CRDT operations applied.")
+	o.busGaps = counter("datasole.bus.gaps", "{gap}", "Times the cluster bus may have lost messages.")
+	o.handled = [2][]metric.AddOption{addAttrs(KeyHandled.Bool(false)), addAttrs(KeyHandled.Bool(true))}
+	o.closeCodes = labelset.New(maxReasons, func(l string) []metric.AddOption {
+		code, _ := strconv.Atoi(l)
+		return addAttrs(KeyCloseCode.Int(code))
+	})
 	o.rpcDuration, err = m.Float64Histogram("datasole.rpc.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time from an RPC handler's start to its reply, by method."),
 		metric.WithExplicitBucketBoundaries(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
@@ -221,9 +244,10 @@ func (o *Observer) ConnOpened() {
 }
 
 // ConnClosed implements datasole.Observer.
-func (o *Observer) ConnClosed(r string) {
+func (o *Observer) ConnClosed(r string, code int) {
 	o.connections.Add(bg, -1)
 	o.closed.Add(bg, 1, o.reasons.Get(r, true)...)
+	o.closedCodes.Add(bg, 1, o.closeCodes.Get(strconv.Itoa(code), true)...)
 	if r == "slow-consumer" {
 		o.slowConsumer.Add(bg, 1)
 	}
@@ -293,6 +317,27 @@ func (o *Observer) RPCRefused(method, r string) {
 func (o *Observer) BackendError(op string) {
 	o.backendErrs.Add(bg, 1, o.backendOps.Get(op, true)...)
 }
+
+// FrameIgnored implements datasole.Observer.
+func (o *Observer) FrameIgnored(op protocol.Opcode) { o.ignored.Add(bg, 1, o.opcodes[op]...) }
+
+// EventIn implements datasole.Observer.
+func (o *Observer) EventIn(handled bool) {
+	if handled {
+		o.eventsIn.Add(bg, 1, o.handled[1]...)
+	} else {
+		o.eventsIn.Add(bg, 1, o.handled[0]...)
+	}
+}
+
+// StateChanged implements datasole.Observer.
+func (o *Observer) StateChanged() { o.stateChanges.Add(bg, 1) }
+
+// CRDTApplied implements datasole.Observer.
+func (o *Observer) CRDTApplied() { o.crdtOps.Add(bg, 1) }
+
+// BusGap implements datasole.Observer.
+func (o *Observer) BusGap() { o.busGaps.Add(bg, 1) }
 
 // BusLag implements datasole.Observer.
 func (o *Observer) BusLag(d time.Duration) { o.busLag.Record(bg, d.Seconds()) }

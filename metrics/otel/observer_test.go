@@ -321,7 +321,7 @@ func TestDedicatedCounters(t *testing.T) {
 		metric string
 		want   int64
 	}{
-		{"a slow-consumer close counts as a slow consumer", func(o *dsotel.Observer) { o.ConnClosed("slow-consumer") },
+		{"a slow-consumer close counts as a slow consumer", func(o *dsotel.Observer) { o.ConnClosed("slow-consumer", 1008) },
 			"datasole.slow_consumer.closes", 1},
 		{"a rate-limited frame counts as rate limited", func(o *dsotel.Observer) { o.FrameRefused("rate-limited") },
 			"datasole.rate_limited.frames", 1},

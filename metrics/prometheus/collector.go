@@ -19,8 +19,10 @@ package dsprom
 
 import (
 	"context"
-	"github.com/datasole/datasole-go/datasole/labelset"
+	"strconv"
 	"time"
+
+	"github.com/datasole/datasole-go/datasole/labelset"
 
 	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/datasole/protocol"
@@ -63,6 +65,11 @@ type Collector struct {
 	sendDrops     prometheus.Counter
 	slowConsumer  prometheus.Counter
 	rateLimited   prometheus.Counter
+	ignored       prometheus.Counter
+	stateChanges  prometheus.Counter
+	crdtOps       prometheus.Counter
+	busGaps       prometheus.Counter
+	eventsIn      [2]prometheus.Counter // by handled: false, true
 	busLag        prometheus.Histogram
 	framesIn      *prometheus.CounterVec
 	bytesIn       *prometheus.CounterVec
@@ -70,6 +77,8 @@ type Collector struct {
 	bytesOut      *prometheus.CounterVec
 	fanout        *prometheus.HistogramVec
 	closed        *prometheus.CounterVec
+	closeCodes    *prometheus.CounterVec
+	events        *prometheus.CounterVec
 	rejected      *prometheus.CounterVec
 	refused       *prometheus.CounterVec
 	backendErrs   *prometheus.CounterVec
@@ -80,6 +89,7 @@ type Collector struct {
 	in, out       [256]opSeries
 	fanoutBy      [256]prometheus.Observer
 	closedBy      *labelset.Set[prometheus.Counter]
+	closeCodesBy  *labelset.Set[prometheus.Counter]
 	rejectedBy    *labelset.Set[prometheus.Counter]
 	refusedBy     *labelset.Set[prometheus.Counter]
 	backendErrsBy *labelset.Set[prometheus.Counter]
@@ -125,6 +135,10 @@ func New(opts Options) *Collector {
 		sendDrops:    counter("send_queue_drops_total", "Frames that did not fit a connection's send queue."),
 		slowConsumer: counter("slow_consumer_closes_total", "Connections closed because they did not read fast enough."),
 		rateLimited:  counter("rate_limited_frames_total", "Inbound frames refused by the rate limiter."),
+		ignored:      counter("frames_ignored_total", "Well-formed inbound frames the server ignores (opcodes only servers send)."),
+		stateChanges: counter("state_changes_total", "Live-state versions created."),
+		crdtOps:      counter("crdt_ops_total", "CRDT operations applied."),
+		busGaps:      counter("bus_gaps_total", "Times the cluster bus may have lost messages."),
 		busLag: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "bus_lag_seconds",
 			Help:        "Time between a cluster message's publication and its local delivery.",
 			ConstLabels: cl, Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -136,6 +150,8 @@ func New(opts Options) *Collector {
 			Help:        "Local connections a server push was queued on.",
 			ConstLabels: cl, Buckets: prometheus.ExponentialBuckets(1, 4, 9)}, []string{"opcode"}),
 		closed:      counterVec("connections_closed_total", "Connections ended, by reason.", "reason"),
+		closeCodes:  counterVec("connection_close_codes_total", "Connections ended, by WebSocket close code (sent or received first).", "code"),
+		events:      counterVec("events_in_total", "Client events received, by whether a handler took them.", "handled"),
 		rejected:    counterVec("upgrades_rejected_total", "Refused WebSocket upgrades, by reason.", "reason"),
 		refused:     counterVec("frames_refused_total", "Inbound frames refused, by reason.", "reason"),
 		backendErrs: counterVec("backend_errors_total", "Failed backend operations, by operation.", "op"),
@@ -147,7 +163,9 @@ func New(opts Options) *Collector {
 	}
 	c.all = []prometheus.Collector{c.connections, c.opened, c.closed, c.rejected, c.framesIn, c.bytesIn,
 		c.framesOut, c.bytesOut, c.refused, c.rpcCalls, c.rpcDuration, c.rpcRefused, c.fanout,
-		c.sendDrops, c.slowConsumer, c.rateLimited, c.backendErrs, c.busLag}
+		c.sendDrops, c.slowConsumer, c.rateLimited, c.backendErrs, c.busLag,
+		c.closeCodes, c.events, c.ignored, c.stateChanges, c.crdtOps, c.busGaps}
+	c.eventsIn = [2]prometheus.Counter{c.events.WithLabelValues("false"), c.events.WithLabelValues("true")}
 
 	for i := range c.in {
 		op := protocol.Opcode(i)
@@ -162,6 +180,7 @@ func New(opts Options) *Collector {
 		return labelset.New(maxReasons, func(l string) prometheus.Counter { return v.WithLabelValues(l) })
 	}
 	c.closedBy, c.rejectedBy = vecLabels(c.closed), vecLabels(c.rejected)
+	c.closeCodesBy = vecLabels(c.closeCodes)
 	c.refusedBy, c.backendErrsBy = vecLabels(c.refused), vecLabels(c.backendErrs)
 	c.methods = labelset.New(opts.MaxMethods, func(l string) *methodSeries {
 		m := &methodSeries{label: l, duration: c.rpcDuration.WithLabelValues(l)}
@@ -217,9 +236,10 @@ func (c *Collector) ConnOpened() {
 }
 
 // ConnClosed implements datasole.Observer.
-func (c *Collector) ConnClosed(reason string) {
+func (c *Collector) ConnClosed(reason string, code int) {
 	c.connections.Dec()
 	c.closedBy.Get(reason, true).Inc()
+	c.closeCodesBy.Get(strconv.Itoa(code), true).Inc()
 	if reason == "slow-consumer" {
 		c.slowConsumer.Inc()
 	}
@@ -295,6 +315,27 @@ func (c *Collector) RPCRefused(method, reason string) {
 
 // BackendError implements datasole.Observer.
 func (c *Collector) BackendError(op string) { c.backendErrsBy.Get(op, true).Inc() }
+
+// FrameIgnored implements datasole.Observer.
+func (c *Collector) FrameIgnored(protocol.Opcode) { c.ignored.Inc() }
+
+// EventIn implements datasole.Observer.
+func (c *Collector) EventIn(handled bool) {
+	if handled {
+		c.eventsIn[1].Inc()
+	} else {
+		c.eventsIn[0].Inc()
+	}
+}
+
+// StateChanged implements datasole.Observer.
+func (c *Collector) StateChanged() { c.stateChanges.Inc() }
+
+// CRDTApplied implements datasole.Observer.
+func (c *Collector) CRDTApplied() { c.crdtOps.Inc() }
+
+// BusGap implements datasole.Observer.
+func (c *Collector) BusGap() { c.busGaps.Inc() }
 
 // BusLag implements datasole.Observer.
 func (c *Collector) BusLag(d time.Duration) { c.busLag.Observe(d.Seconds()) }

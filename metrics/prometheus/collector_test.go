@@ -215,7 +215,7 @@ func TestExposition(t *testing.T) {
 	col := dsprom.New(dsprom.Options{ConstLabels: prometheus.Labels{"node": "a"}})
 	// Touch every metric so each family has a series to lint.
 	col.ConnOpened()
-	col.ConnClosed("slow-consumer")
+	col.ConnClosed("slow-consumer", 1008)
 	col.UpgradeRejected("origin")
 	col.FrameIn(protocol.RPCReq, 40)
 	col.FrameOut(protocol.RPCRes, 30)
@@ -257,24 +257,30 @@ func TestExposition(t *testing.T) {
 			t.Fatalf("exposition does not parse: %v", err)
 		}
 		want := map[string]dto.MetricType{
-			"datasole_connections":                dto.MetricType_GAUGE,
-			"datasole_connections_opened_total":   dto.MetricType_COUNTER,
-			"datasole_connections_closed_total":   dto.MetricType_COUNTER,
-			"datasole_upgrades_rejected_total":    dto.MetricType_COUNTER,
-			"datasole_frames_in_total":            dto.MetricType_COUNTER,
-			"datasole_bytes_in_total":             dto.MetricType_COUNTER,
-			"datasole_frames_out_total":           dto.MetricType_COUNTER,
-			"datasole_bytes_out_total":            dto.MetricType_COUNTER,
-			"datasole_frames_refused_total":       dto.MetricType_COUNTER,
-			"datasole_rpc_calls_total":            dto.MetricType_COUNTER,
-			"datasole_rpc_duration_seconds":       dto.MetricType_HISTOGRAM,
-			"datasole_rpc_refused_total":          dto.MetricType_COUNTER,
-			"datasole_fanout_recipients":          dto.MetricType_HISTOGRAM,
-			"datasole_send_queue_drops_total":     dto.MetricType_COUNTER,
-			"datasole_slow_consumer_closes_total": dto.MetricType_COUNTER,
-			"datasole_rate_limited_frames_total":  dto.MetricType_COUNTER,
-			"datasole_backend_errors_total":       dto.MetricType_COUNTER,
-			"datasole_bus_lag_seconds":            dto.MetricType_HISTOGRAM,
+			"datasole_connections":                  dto.MetricType_GAUGE,
+			"datasole_connections_opened_total":     dto.MetricType_COUNTER,
+			"datasole_connections_closed_total":     dto.MetricType_COUNTER,
+			"datasole_upgrades_rejected_total":      dto.MetricType_COUNTER,
+			"datasole_frames_in_total":              dto.MetricType_COUNTER,
+			"datasole_bytes_in_total":               dto.MetricType_COUNTER,
+			"datasole_frames_out_total":             dto.MetricType_COUNTER,
+			"datasole_bytes_out_total":              dto.MetricType_COUNTER,
+			"datasole_frames_refused_total":         dto.MetricType_COUNTER,
+			"datasole_rpc_calls_total":              dto.MetricType_COUNTER,
+			"datasole_rpc_duration_seconds":         dto.MetricType_HISTOGRAM,
+			"datasole_rpc_refused_total":            dto.MetricType_COUNTER,
+			"datasole_fanout_recipients":            dto.MetricType_HISTOGRAM,
+			"datasole_send_queue_drops_total":       dto.MetricType_COUNTER,
+			"datasole_slow_consumer_closes_total":   dto.MetricType_COUNTER,
+			"datasole_rate_limited_frames_total":    dto.MetricType_COUNTER,
+			"datasole_backend_errors_total":         dto.MetricType_COUNTER,
+			"datasole_bus_lag_seconds":              dto.MetricType_HISTOGRAM,
+			"datasole_connection_close_codes_total": dto.MetricType_COUNTER,
+			"datasole_events_in_total":              dto.MetricType_COUNTER,
+			"datasole_frames_ignored_total":         dto.MetricType_COUNTER,
+			"datasole_state_changes_total":          dto.MetricType_COUNTER,
+			"datasole_crdt_ops_total":               dto.MetricType_COUNTER,
+			"datasole_bus_gaps_total":               dto.MetricType_COUNTER,
 		}
 		for name, typ := range want {
 			mf, ok := mfs[name]
@@ -389,9 +395,9 @@ func TestDedicatedCounters(t *testing.T) {
 		metric string
 		want   float64
 	}{
-		{"a slow-consumer close counts as a slow consumer", func(c *dsprom.Collector) { c.ConnClosed("slow-consumer") },
+		{"a slow-consumer close counts as a slow consumer", func(c *dsprom.Collector) { c.ConnClosed("slow-consumer", 1008) },
 			"datasole_slow_consumer_closes_total", 1},
-		{"any other close does not", func(c *dsprom.Collector) { c.ConnClosed("abuse") },
+		{"any other close does not", func(c *dsprom.Collector) { c.ConnClosed("abuse", 1008) },
 			"datasole_slow_consumer_closes_total", 0},
 		{"a rate-limited frame counts as rate limited", func(c *dsprom.Collector) { c.FrameRefused("rate-limited") },
 			"datasole_rate_limited_frames_total", 1},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,10 +20,16 @@ func Example() {
 	reg := prometheus.NewRegistry()
 	col := dsprom.New(dsprom.Options{})
 	reg.MustRegister(col)
-	ds := datasole.New(datasole.Options{Observer: col})
+	ds, err := datasole.New(datasole.Options{Observer: col})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer ds.Close(context.Background())
 
 	mux := http.NewServeMux()
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
 	mux.Handle("/__ds", ds.Handler())
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	hs := httptest.NewServer(mux)

@@ -43,7 +43,13 @@ func TestNodesSurviveKilledListenConnections(t *testing.T) {
 	n := clustertest.Flow(t, nodes[0].DS, onB, "dash", 2)
 
 	// Nothing stored was lost: a fresh node reads the latest value.
-	fresh := datasole.New(datasole.Options{Backend: newBackend(t), Auth: datasole.Anonymous, Session: datasole.SessionOptions{Disabled: true}, HeartbeatInterval: -1})
+	fresh, err := datasole.New(datasole.Options{Backend: newBackend(t), Auth: datasole.Anonymous, Session: datasole.SessionOptions{Disabled: true}, HeartbeatInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	defer fresh.Close(ctx)
 	if v, _, _ := fresh.GetState("dash"); string(v) != fmt.Sprintf(`{"n":%d}`, n) {
 		t.Fatalf("a fresh node reads %s, want n=%d", v, n)

@@ -57,8 +57,14 @@ func benchFanout(b *testing.B, backends []backend.Backend, clients int) {
 	var nodes []*datasole.Server
 	var urls []string
 	for _, be := range backends {
-		ds := datasole.New(datasole.Options{Backend: be, Logger: quiet, HeartbeatInterval: -1,
+		ds, err := datasole.New(datasole.Options{Backend: be, Logger: quiet, HeartbeatInterval: -1,
 			RateLimit: datasole.RateLimit{Disabled: true}, Session: datasole.SessionOptions{Disabled: true}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ds.Start(context.Background()); err != nil {
+			b.Fatal(err)
+		}
 		hs := httptest.NewServer(ds.Handler())
 		b.Cleanup(func() { ds.Close(context.Background()); hs.Close() })
 		nodes = append(nodes, ds)
