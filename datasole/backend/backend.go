@@ -66,8 +66,10 @@ var (
 	ErrClosed = errors.New("backend: closed")
 	// ErrUnavailable is matched by errors that mean the backend's server
 	// could not be reached or could not serve the call right now: a refused
-	// or broken connection, a network timeout, a server that is starting,
-	// loading its data or failing over. The condition is expected to pass,
+	// or broken connection, a network timeout (the call's deadline passing
+	// while the server does not answer included), a server that is
+	// starting, loading its data or failing over. The condition is expected
+	// to pass,
 	// so the call may be retried. When the connection broke after the
 	// request was sent, the operation may or may not have been applied:
 	// retrying a Publish can deliver a message twice, retrying Set or Incr

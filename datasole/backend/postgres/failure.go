@@ -19,11 +19,15 @@ func (b *Backend) fail(op string, err error) error {
 	return fmt.Errorf("dspostgres: %s: %w", op, classify(err))
 }
 
-// classify marks the errors that mean the database cannot serve right now.
-// The caller's own deadline or cancellation is left as it is.
+// classify marks the errors that mean the database cannot serve right now,
+// the caller's deadline passing while it does not answer included. A
+// cancellation by the caller is left as it is.
 func classify(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	switch {
+	case errors.Is(err, context.Canceled):
 		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		return backend.Unavailable(err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

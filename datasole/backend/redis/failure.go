@@ -21,12 +21,16 @@ func (b *Backend) fail(op string, err error) error {
 }
 
 // classify marks the errors that mean Redis cannot serve right now: no
-// connection, a timeout, a server loading its data set, a replica after a
-// failover, a cluster without quorum.
+// connection, a timeout (the caller's deadline passing while Redis does not
+// answer included), a server loading its data set, a replica after a
+// failover, a cluster without quorum. A cancellation by the caller is left
+// as it is.
 func classify(err error) error {
 	var netErr net.Error
 	switch {
-	case errors.As(err, &netErr),
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.As(err, &netErr), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted),

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,6 +75,55 @@ func TestOutagesAreUnavailable(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A paused server (SIGSTOP) answers nothing: a call whose deadline passes
+// fails with ErrUnavailable. The publication was sent, though, and Redis
+// delivers it once it resumes: the outcome ErrUnavailable leaves open.
+func TestAPausedServerIsUnavailable(t *testing.T) {
+	r := startPrivateRedis(t)
+	ctx := context.Background()
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(r.port)})
+	defer client.Close()
+	b, err := dsredis.New(ctx, client, dsredis.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got := make(chan string, 2)
+	if _, err := b.Subscribe(ctx, "c", func(m []byte) { got <- string(m) }); err != nil {
+		t.Fatal(err)
+	}
+	// A connection in the pool, so that the next publication is written to
+	// the paused server rather than waiting for a connection handshake.
+	if err := b.Publish(ctx, "c", []byte("before")); err != nil || <-got != "before" {
+		t.Fatalf("Publish before the pause: %v", err)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err = b.Publish(short, "c", []byte("sent during the pause"))
+	cancel()
+	if !errors.Is(err, backend.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Publish to a paused server: %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "sent during the pause" {
+			t.Fatalf("received %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the publication that timed out was not delivered after the pause")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := b.Set(cancelled, "k", nil, 0); !errors.Is(err, context.Canceled) || errors.Is(err, backend.ErrUnavailable) {
+		t.Fatalf("Set with a cancelled context: %v, want context.Canceled only", err)
+	}
 }
 
 // A server that lost its data (restarted without persistence) gives every
