@@ -16,7 +16,7 @@ func TestClusterOverPostgres(t *testing.T) {
 	clustertest.Run(t, func(t *testing.T) clustertest.NewBackend {
 		prefix := backendtest.NewPrefix()
 		return func(t *testing.T) backend.Backend {
-			b, err := dspostgres.New(context.Background(), pool(t), dspostgres.Options{Prefix: prefix})
+			b, err := dspostgres.New(context.Background(), pool(t), dspostgres.Options{Prefix: prefix, Logger: quiet})
 			if err != nil {
 				t.Fatal(err)
 			}

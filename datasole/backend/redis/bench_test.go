@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,3 +144,61 @@ func benchFanout(b *testing.B, backends []backend.Backend, clients int) {
 }
 
 func jsonDecode(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// BenchmarkPublish compares a plain publication with a history append
+// (offset, XADD MAXLEN ~, expiry and PUBLISH in one script), from 8
+// goroutines on one node to a subscriber on another, in one run. It reports
+// messages per second received.
+func BenchmarkPublish(b *testing.B) {
+	opts, err := redis.ParseURL(serverURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, 200)
+	o := backend.StreamOptions{Size: 1000, TTL: time.Minute}
+	for _, bc := range []struct {
+		name    string
+		publish func(ctx context.Context, be *dsredis.Backend, stream int) error
+	}{
+		{"plain", func(ctx context.Context, be *dsredis.Backend, _ int) error { return be.Publish(ctx, "c", data) }},
+		{"history", func(ctx context.Context, be *dsredis.Backend, stream int) error {
+			_, err := be.AppendPublish(ctx, "room:"+strconv.Itoa(stream), "c", data, o)
+			return err
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			prefix := backendtest.NewPrefix()
+			var nodes []*dsredis.Backend
+			for range 2 {
+				client := redis.NewClient(opts)
+				be, err := dsredis.New(context.Background(), client, dsredis.Options{Prefix: prefix})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { be.Close(); client.Close() })
+				nodes = append(nodes, be)
+			}
+			var got atomic.Int64
+			if _, err := nodes[1].Subscribe(context.Background(), "c", func([]byte) { got.Add(1) }); err != nil {
+				b.Fatal(err)
+			}
+			var stream atomic.Int64
+			b.SetParallelism(8)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				s := int(stream.Add(1)) // one stream per goroutine, like one per room
+				for pb.Next() {
+					if err := bc.publish(context.Background(), nodes[0], s); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			for got.Load() < int64(b.N) {
+				time.Sleep(100 * time.Microsecond)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
