@@ -173,8 +173,20 @@ func TestUpdateFunctionsMayUseTheServer(t *testing.T) {
 // ends.
 type countingStore struct {
 	*backend.Memory
-	gets atomic.Int64
-	hang atomic.Bool
+	gets     atomic.Int64
+	batches  atomic.Int64 // GetMany calls
+	batchLen atomic.Int64 // keys of the last one
+	hang     atomic.Bool
+}
+
+func (b *countingStore) GetMany(ctx context.Context, keys []string) ([]backend.Versioned, error) {
+	b.batches.Add(1)
+	b.batchLen.Store(int64(len(keys)))
+	if b.hang.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return b.Memory.GetMany(ctx, keys)
 }
 
 func (b *countingStore) Get(ctx context.Context, key string) ([]byte, uint64, error) {
@@ -200,7 +212,7 @@ func TestResyncIsBoundedAndKeepsItsDeadline(t *testing.T) {
 	for i := range 1024 {
 		keys = append(keys, fmt.Sprintf("k%d", i%300)) // 300 distinct names, each several times
 	}
-	before := b.gets.Load()
+	before, batches := b.gets.Load(), b.batches.Load()
 	var res struct{ Keys int }
 	if err := c.Call(ctx, datasole.ResyncMethod, map[string]any{"keys": keys}, &res); err != nil {
 		t.Fatal(err)
@@ -208,10 +220,10 @@ func TestResyncIsBoundedAndKeepsItsDeadline(t *testing.T) {
 	if res.Keys != 256 {
 		t.Fatalf("resync served %d keys, want the cap of 256 distinct ones", res.Keys)
 	}
-	// Two scopes (global and the user's) × 256 keys at most, never the
-	// 2,049 reads of 1,024 duplicated keys.
-	if n := b.gets.Load() - before; n > 2*256 {
-		t.Fatalf("resync made %d reads", n)
+	// One batched read of two scopes (global and the user's) × 256 keys,
+	// never the 2,049 reads of 1,024 duplicated keys.
+	if n, m := b.gets.Load()-before, b.batches.Load()-batches; n != 0 || m != 1 || b.batchLen.Load() != 2*256 {
+		t.Fatalf("resync made %d reads and %d batched reads of %d keys", n, m, b.batchLen.Load())
 	}
 
 	b.hang.Store(true)

@@ -633,19 +633,18 @@ type stored struct {
 	ok      bool
 }
 
-// getMany reads keys from the store in one round trip when the backend can,
-// else one by one, all under ctx.
+// getMany reads keys from the store in one round trip when the backend can
+// (backend.BatchGetter), else one by one, all under ctx.
 func (s *Server) getMany(ctx context.Context, keys []string) ([]stored, error) {
+	vals, err := backend.GetMany(ctx, s.opts.Backend, keys)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]stored, len(keys))
-	for i, k := range keys {
-		v, ver, err := s.opts.Backend.Get(ctx, k)
-		if errors.Is(err, backend.ErrNotFound) {
-			continue
+	for i, v := range vals {
+		if v.Version > 0 {
+			out[i] = stored{v.Value, v.Version, true}
 		}
-		if err != nil {
-			return nil, err
-		}
-		out[i] = stored{v, ver, true}
 	}
 	return out, nil
 }
