@@ -246,6 +246,7 @@ func (s *Server) Close(ctx context.Context) error {
 		<-finished
 		err = ctx.Err()
 	}
+	s.closeLimiter()
 	if s.started.Load() {
 		// Writes the cluster must not lose get a short deadline of their
 		// own even when ctx has ended: losing them is worse than a late exit.
