@@ -38,6 +38,8 @@ type Server struct {
 	reserve  atomic.Int64  // admitted connections (reserved before upgrade)
 	perPeer  peerCounts
 
+	serverEvents *serverEvents // OnServer handlers and their queue (serverevent.go)
+
 	startMu    sync.Mutex
 	started    atomic.Bool
 	regErrs    []error // invalid registrations, returned by Start; guarded by startMu
@@ -80,6 +82,7 @@ func New(opts Options) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.scopes.init()
 	s.pub = newPublisher(s)
+	s.serverEvents = newServerEvents(s)
 	s.saver = newCRDTSaver(s)
 	s.counters = newCounters()
 	s.obs = s.counters
@@ -246,6 +249,7 @@ func (s *Server) Close(ctx context.Context) error {
 		<-finished
 		err = ctx.Err()
 	}
+	s.serverEvents.close(ctx) // before the publisher stops: handlers may publish
 	s.closeLimiter()
 	if s.started.Load() {
 		// Writes the cluster must not lose get a short deadline of their
