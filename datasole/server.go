@@ -39,6 +39,7 @@ type Server struct {
 	perPeer  peerCounts
 
 	serverEvents *serverEvents // OnServer handlers and their queue (serverevent.go)
+	exports      exporters     // ExportEvery's goroutines (exporter.go)
 
 	startMu    sync.Mutex
 	started    atomic.Bool
@@ -251,6 +252,7 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.serverEvents.close(ctx) // before the publisher stops: handlers may publish
 	s.closeLimiter()
+	s.exports.close(s)
 	if s.started.Load() {
 		// Writes the cluster must not lose get a short deadline of their
 		// own even when ctx has ended: losing them is worse than a late exit.
