@@ -79,6 +79,8 @@ func (s *Server) onBus(raw []byte) {
 			go s.onBusGap() // it reads the store: not on the bus goroutine
 		case busClose:
 			s.closeUserLocal(m.target.id, int(m.version), m.key)
+		case busServer:
+			s.serverEvents.deliverRemote(m)
 		}
 	}
 }

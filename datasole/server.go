@@ -41,6 +41,9 @@ type Server struct {
 	perPeer  peerCounts
 	trusted  []netip.Prefix // Options.TrustedProxies
 
+	serverEvents *serverEvents // OnServer handlers and their queue (serverevent.go)
+	exports      exporters     // ExportEvery's goroutines (exporter.go)
+
 	startMu    sync.Mutex
 	started    atomic.Bool
 	regErrs    []error // invalid registrations, returned by Start; guarded by startMu
@@ -88,6 +91,7 @@ func New(opts Options) (*Server, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.scopes.init()
 	s.pub = newPublisher(s)
+	s.serverEvents = newServerEvents(s)
 	s.saver = newCRDTSaver(s)
 	s.counters = newCounters()
 	s.obs = s.counters
@@ -257,6 +261,9 @@ func (s *Server) Close(ctx context.Context) error {
 		s.busCancel() // nothing more arrives from other nodes
 		s.busCancel = nil
 	}
+	s.serverEvents.close(ctx) // before the publisher stops: handlers may publish
+	s.closeLimiter()
+	s.exports.close(s)
 	s.bg.Wait()
 	if s.started.Load() {
 		// Writes the cluster must not lose get a short deadline of their
@@ -266,9 +273,6 @@ func (s *Server) Close(ctx context.Context) error {
 		s.closeSessions(wctx)
 		s.pub.close(wctx)
 		cancel()
-	}
-	if s.busCancel != nil {
-		s.busCancel()
 	}
 	if s.ownBackend != nil {
 		s.ownBackend.Close()
