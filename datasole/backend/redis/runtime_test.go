@@ -175,7 +175,7 @@ func TestAPausedRedisStallsNoLocalClientAndLosesNoEvent(t *testing.T) {
 	eventually("the local client", &onLocal)
 	for i, nd := range nodes {
 		s := nd.DS.Snapshot()
-		t.Logf("node %d: backendErrors %d busGaps %d", i, s.BackendErrors, s.BusGaps)
+		t.Logf("node %d: backendErrors %d busGaps %d slow %d closes %v conns %d", i, s.BackendErrors, s.BusGaps, s.SlowConsumerCloses, s.Closes, s.Connections)
 	}
 	eventually("the remote client", &onRemote)
 	for name, g := range map[string]*got{"local": &onLocal, "remote": &onRemote} {
