@@ -31,6 +31,7 @@ const (
 	busGap                        // the origin dropped messages: reload from the store
 	busClose                      // close a user's connections (CloseUser)
 	busServer                     // a server event for OnServer handlers
+	busHistory                    // an event to a kept target: appended to its stream, then delivered
 )
 
 // busMsg is one message on the cluster bus.
@@ -46,6 +47,8 @@ type busMsg struct {
 	version uint64
 	base    uint64 // busState with a STATE_PATCH: the version the patch applies to
 	value   []byte // state value (nil: deleted), CRDT state JSON, event data
+
+	appendTried bool // busHistory: an append was attempted (not encoded)
 }
 
 const (
@@ -160,7 +163,7 @@ func (r *busReader) msg() *busMsg {
 	if r.byte() == 1 {
 		m.value = r.bytes()
 	}
-	if m.kind < busFrame || m.kind > busServer || m.target.kind > targetTag {
+	if m.kind < busFrame || m.kind > busHistory || m.target.kind > targetTag {
 		r.err = true
 	}
 	return m

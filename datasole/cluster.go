@@ -47,6 +47,10 @@ func (s *Server) backendError(op string, err error) {
 }
 
 func (s *Server) onBus(raw []byte) {
+	if sm, err := backend.DecodeStreamEnvelope(raw); err == nil {
+		s.onHistory(sm)
+		return
+	}
 	msgs, err := decodeBus(raw)
 	if err != nil {
 		s.backendError("decode", err)
@@ -105,6 +109,27 @@ const (
 	seqDuplicate
 	seqGap
 )
+
+// seen records seq of origin and reports whether it was seen before; it
+// does not look for gaps (kept events of a node are a subsequence of its
+// messages).
+func (p *peerSeqs) seen(origin string, seq uint64) bool {
+	if seq == 0 {
+		return false
+	}
+	key := origin + "/history"
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil {
+		p.last = make(map[string]peerSeq)
+	}
+	prev, known := p.last[key]
+	if known && seq <= prev.seq {
+		return true
+	}
+	p.last[key] = peerSeq{seq, time.Now().UnixNano()}
+	return false
+}
 
 func (p *peerSeqs) check(origin string, seq uint64, now int64) seqVerdict {
 	if seq == 0 {

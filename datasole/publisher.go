@@ -102,9 +102,9 @@ func (p *publisher) take() []*busMsg {
 func (p *publisher) run() {
 	defer close(p.stopped)
 	backoff := 50 * time.Millisecond
-	var batch []*busMsg
+	var batch []*busMsg // taken and not yet sent
 	for {
-		if batch == nil {
+		if len(batch) == 0 {
 			batch = p.take()
 		}
 		if len(batch) == 0 {
@@ -118,16 +118,9 @@ func (p *publisher) run() {
 				continue
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
-		err := p.s.opts.Backend.Publish(ctx, busChannel, encodeBus(batch))
-		cancel()
+		n, err := p.send(batch)
+		batch = batch[n:]
 		if err == nil {
-			if batch[0].kind == busGap {
-				p.mu.Lock()
-				p.dropped = false
-				p.mu.Unlock()
-			}
-			batch = nil
 			backoff = 50 * time.Millisecond
 			continue
 		}
@@ -146,6 +139,46 @@ func (p *publisher) run() {
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// send publishes the head of batch: a run of ordinary messages as one
+// publication, or one kept event appended to its stream. It returns how
+// many messages it sent.
+func (p *publisher) send(batch []*busMsg) (int, error) {
+	if batch[0].kind == busHistory {
+		if err := p.appendHistory(batch[0]); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	}
+	n := 1
+	for n < len(batch) && batch[n].kind != busHistory {
+		n++
+	}
+	ctx, cancel := context.WithTimeout(p.ctx(), busTimeout)
+	defer cancel()
+	if err := p.s.opts.Backend.Publish(ctx, busChannel, encodeBus(batch[:n])); err != nil {
+		return 0, err
+	}
+	if batch[0].kind == busGap {
+		p.mu.Lock()
+		p.dropped = false
+		p.mu.Unlock()
+	}
+	return n, nil
+}
+
+// ctx is the context publications run under: unbounded while the server
+// runs, the drain deadline once it closes.
+func (p *publisher) ctx() context.Context {
+	select {
+	case <-p.stop:
+		if p.drain != nil {
+			return p.drain
+		}
+	default:
+	}
+	return context.Background()
 }
 
 // close publishes what is queued, trying until ctx is done, then stops.

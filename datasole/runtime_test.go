@@ -75,6 +75,7 @@ func TestCallersNeverWaitOnAStalledBus(t *testing.T) {
 	news := make(chan string, 100)
 	c.On("news", func(d json.RawMessage) { news <- string(d) })
 	ctx := context.Background()
+	eventually(t, "the client attached", func() bool { return ts.ds.ConnectionCount() == 1 })
 
 	for i := range 50 {
 		within(t, "Broadcast", func() { ts.ds.Broadcast("news", i) })
@@ -85,8 +86,13 @@ func TestCallersNeverWaitOnAStalledBus(t *testing.T) {
 		}
 	})
 	for i := range 50 {
-		if got := <-news; got != fmt.Sprint(i) {
-			t.Fatalf("event %d arrived as %s: local delivery is out of order", i, got)
+		select {
+		case got := <-news:
+			if got != fmt.Sprint(i) {
+				t.Fatalf("event %d arrived as %s: local delivery is out of order", i, got)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d never reached the local client", i)
 		}
 	}
 	waitSynced(t, ts.ds, c, datasole.Global(), "dash", "the local client")

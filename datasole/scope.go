@@ -340,6 +340,7 @@ func (s *Server) detach(c *Conn) {
 	if !ok {
 		return
 	}
+	s.presenceClosed(c, tags)
 	for _, t := range tags {
 		if sp := s.scopes.get(ForTag(t)); sp != nil {
 			s.releaseScope(sp)
@@ -377,7 +378,9 @@ func (s *Server) tagConn(c *Conn, tag string) {
 	sp.mu.Unlock()
 	if !added {
 		s.releaseScope(sp) // already tagged, or the connection is gone
+		return
 	}
+	s.presenceJoined(c, tag)
 }
 
 // untagConn removes c from a tag.
@@ -391,5 +394,6 @@ func (s *Server) untagConn(c *Conn, tag string) {
 	sp.mu.Unlock()
 	if removed {
 		s.releaseScope(sp)
+		s.presenceLeft(c, tag)
 	}
 }

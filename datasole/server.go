@@ -29,10 +29,12 @@ type Server struct {
 	hub      hub
 	scopes   scopeSet // live state, sequenced per scope (scope.go)
 	crdts    crdtRegistry
-	pub      *publisher // the node's ordered, bounded bus publisher
-	peers    peerSeqs   // the last bus sequence number seen per node
-	saver    *crdtSaver // persists changed CRDTs in the background
-	rpcs     sync.Map   // method -> rpcFunc
+	pub      *publisher   // the node's ordered, bounded bus publisher
+	peers    peerSeqs     // the last bus sequence number seen per node
+	kept     historyRules // targets whose events are kept (history.go)
+	presence presence     // tracked tags and users (presence.go)
+	saver    *crdtSaver   // persists changed CRDTs in the background
+	rpcs     sync.Map     // method -> rpcFunc
 	events   eventRegistry
 	hooks    hooks
 	exec     chan struct{} // executor slots
@@ -100,6 +102,8 @@ func New(opts Options) (*Server, error) {
 	}
 	s.hub.init()
 	s.registerResync()
+	s.registerRecover()
+	s.registerPresence()
 	s.hooks.onCRDTOp = s.handleCRDTOp
 	if opts.Auth == nil {
 		s.opts.Auth = Anonymous
@@ -137,6 +141,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("datasole: joining the cluster: %w", err)
 	}
 	go s.saver.run()
+	s.startPresence()
 	if err := s.startSessions(); err != nil {
 		return fmt.Errorf("datasole: starting sessions: %w", err)
 	}
@@ -159,6 +164,7 @@ func (s *Server) connOpened(c *Conn) {
 	s.acquireSession(ctx, c)
 	s.attach(ctx, c)
 	cancel()
+	s.presenceOpened(c)
 	s.obs.ConnOpened()
 	if s.closing.Load() {
 		c.setCloseReason("shutdown")
@@ -264,6 +270,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.serverEvents.close(ctx) // before the publisher stops: handlers may publish
 	s.closeLimiter()
 	s.exports.close(s)
+	s.closePresence()
 	s.bg.Wait()
 	if s.started.Load() {
 		// Writes the cluster must not lose get a short deadline of their

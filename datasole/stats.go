@@ -36,6 +36,10 @@ type counters struct {
 	crdtOps            atomic.Uint64
 	backendErrors      atomic.Uint64
 	busGaps            atomic.Uint64
+	historyAppends     atomic.Uint64
+	recoveries         atomic.Uint64
+	recoveriesFailed   atomic.Uint64
+	presenceEntries    atomic.Int64
 	exportErrors       atomic.Uint64 // failed Exporter calls (exporter.go)
 
 	started time.Time // when the server was created
@@ -118,6 +122,15 @@ func (c *counters) CRDTApplied()         { c.crdtOps.Add(1) }
 func (c *counters) BackendError(string)  { c.backendErrors.Add(1) }
 func (c *counters) BusLag(time.Duration) {}
 func (c *counters) BusGap()              { c.busGaps.Add(1) }
+func (c *counters) HistoryAppended()     { c.historyAppends.Add(1) }
+func (c *counters) Recovered(ok bool) {
+	if ok {
+		c.recoveries.Add(1)
+	} else {
+		c.recoveriesFailed.Add(1)
+	}
+}
+func (c *counters) PresenceChanged(d int) { c.presenceEntries.Add(int64(d)) }
 
 // Snapshot is a point-in-time copy of the server's counters, ready for JSON.
 // Counters count since the server was created and only grow; Connections
@@ -148,12 +161,16 @@ type Snapshot struct {
 	StatePatches       uint64            `json:"statePatches"`       // STATE_PATCH frames fanned out
 	CRDTOps            uint64            `json:"crdtOps"`            // CRDT operations applied
 	BackendErrors      uint64            `json:"backendErrors"`
-	RateLimited        uint64            `json:"rateLimited"`  // frames refused by the rate limiter
-	BusGaps            uint64            `json:"busGaps"`      // times the bus may have lost messages
-	ExportErrors       uint64            `json:"exportErrors"` // failed Exporter calls (ExportEvery)
-	Closes             map[string]uint64 `json:"closes"`       // connections ended, by reason
-	CloseCodes         map[string]uint64 `json:"closeCodes"`   // connections ended, by close code
-	Rejections         map[string]uint64 `json:"rejections"`   // refused upgrades, by reason
+	RateLimited        uint64            `json:"rateLimited"`      // frames refused by the rate limiter
+	BusGaps            uint64            `json:"busGaps"`          // times the bus may have lost messages
+	HistoryAppends     uint64            `json:"historyAppends"`   // events stored in kept targets' histories
+	Recoveries         uint64            `json:"recoveries"`       // streams recovered for reconnecting clients
+	RecoveriesFailed   uint64            `json:"recoveriesFailed"` // streams that could not be (window passed, epoch changed)
+	PresenceEntries    int64             `json:"presenceEntries"`  // presence entries of this node's connections
+	ExportErrors       uint64            `json:"exportErrors"`     // failed Exporter calls (ExportEvery)
+	Closes             map[string]uint64 `json:"closes"`           // connections ended, by reason
+	CloseCodes         map[string]uint64 `json:"closeCodes"`       // connections ended, by close code
+	Rejections         map[string]uint64 `json:"rejections"`       // refused upgrades, by reason
 	At                 time.Time         `json:"at"`
 }
 
@@ -188,6 +205,10 @@ func (s *Server) Snapshot() Snapshot {
 		BackendErrors:      c.backendErrors.Load(),
 		RateLimited:        c.rateLimited.Load(),
 		BusGaps:            c.busGaps.Load(),
+		HistoryAppends:     c.historyAppends.Load(),
+		Recoveries:         c.recoveries.Load(),
+		RecoveriesFailed:   c.recoveriesFailed.Load(),
+		PresenceEntries:    c.presenceEntries.Load(),
 		ExportErrors:       c.exportErrors.Load(),
 		Closes:             loadAll(c.closedBy),
 		CloseCodes:         loadAll(c.closeCodes),

@@ -37,11 +37,24 @@ type RPCError struct {
 	Data    json.RawMessage `json:"data,omitempty"`
 }
 
-// Event is the body of EVENT_C2S (no timestamp) and EVENT_S2C frames.
+// Event is the body of EVENT_C2S (no timestamp) and EVENT_S2C frames. Pos
+// is an extension member: the event's position in its target's history,
+// present only for targets the server keeps history of. v1 clients ignore it.
 type Event struct {
 	Event     string          `json:"event"`
 	Data      json.RawMessage `json:"data,omitempty"`
 	Timestamp int64           `json:"timestamp,omitempty"`
+	Pos       *StreamPos      `json:"pos,omitempty"`
+}
+
+// StreamPos is an event's position in a history stream: the stream ("a"
+// for every connection, "u:<user>", "t:<tag>"), the stream's epoch (it
+// changes when the history is lost) and the offset (1, 2, 3, … with no gaps
+// within an epoch).
+type StreamPos struct {
+	Stream string `json:"s"`
+	Epoch  string `json:"e"`
+	Offset uint64 `json:"o"`
 }
 
 // StatePatchBody is the body of a STATE_PATCH frame. Version (the version
