@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/datasole/datasole-go/adapters/adaptertest"
 	dsecho "github.com/datasole/datasole-go/adapters/echo"
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/adaptertest"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
