@@ -11,7 +11,6 @@ require (
 	github.com/tidwall/pretty v1.2.1 // indirect
 	github.com/tidwall/sjson v1.2.5 // indirect
 	github.com/wI2L/jsondiff v0.7.1 // indirect
-	go.uber.org/goleak v1.3.0
 )
 
 replace github.com/datasole/datasole-go/datasole => ../../datasole
