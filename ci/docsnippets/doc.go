@@ -17,9 +17,9 @@
 //     page use by that name, as in getting-started.md.
 //   - Declarations (func, type, var, const, import): compiled at package level
 //     of a main package.
-//   - Statements: compiled as the body of func main. Top-level `func` (and
-//     method) declarations among them are moved out to package level, so a
-//     block may show a helper function next to the code that uses it.
+//   - Statements: compiled as the body of func main. Top-level `func`, method and
+//     `type` declarations among them (starting at column 0) are moved out to
+//     package level, so a block may show a helper next to the code using it.
 //     Variables a block declares and does not use are fine (the reader uses
 //     them); a leading import block is fine too.
 //

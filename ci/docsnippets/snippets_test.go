@@ -109,6 +109,8 @@ func parsePage(name, file, text string) (page, error) {
 				start = i
 			}
 			p.prelude += fmt.Sprintf("//line %s:%d\n%s\n", file, start+1, strings.Join(body, "\n"))
+			prev = ""
+			continue
 		case trimmed == "```go":
 			indent := lines[i][:len(lines[i])-len(strings.TrimLeft(lines[i], " \t"))]
 			b := block{line: i + 2}
@@ -310,19 +312,28 @@ type hoisted struct {
 	text string
 }
 
-// hoistFuncs moves top-level func declarations (a line "func …" at column
-// 0 up to the next line "}") out of a statement block, leaving blank lines
-// so that the remaining statements keep their line numbers.
+// hoistFuncs moves top-level func and type declarations out of a statement
+// block to package level (a line "func …" or "type …" at column 0 up to
+// the line closing it at column 0), leaving blank lines so that the
+// remaining statements keep their line numbers.
 func hoistFuncs(src string, firstLine int) (string, []hoisted) {
 	lines := strings.Split(src, "\n")
 	var funcs []hoisted
 	for i := 0; i < len(lines); i++ {
-		if !strings.HasPrefix(lines[i], "func ") {
+		l := lines[i]
+		if !strings.HasPrefix(l, "func ") && !strings.HasPrefix(l, "type ") {
 			continue
 		}
 		end := i
-		for end < len(lines) && lines[end] != "}" && !(end == i && strings.HasSuffix(lines[i], "}")) {
-			end++
+		switch {
+		case strings.HasSuffix(l, "{"):
+			for end < len(lines) && lines[end] != "}" {
+				end++
+			}
+		case strings.HasSuffix(l, "("):
+			for end < len(lines) && lines[end] != ")" {
+				end++
+			}
 		}
 		if end == len(lines) {
 			break
