@@ -12,9 +12,10 @@
 // be:
 //
 //   - A whole file: it starts with a package clause. A block `package main`
-//     is compiled as it is. A block with another package name (say
-//     `package contract`) becomes a package that the other blocks of the same
-//     page use by that name, as in getting-started.md.
+//     is compiled as it is. A block with another package name becomes a
+//     package that the blocks of every page use by that name: the contract of
+//     getting-started.md is `contract` everywhere (contract.Add,
+//     contract.AddParams, contract.ChatSend, contract.DashboardKey, …).
 //   - Declarations (func, type, var, const, import): compiled at package level
 //     of a main package.
 //   - Statements: compiled as the body of func main. Top-level `func`, method and

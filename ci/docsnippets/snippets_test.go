@@ -81,8 +81,13 @@ type page struct {
 	path        string // slash-separated, relative to the repository root
 	file        string // absolute, for //line directives (errors name it)
 	blocks      []block
-	prelude     string // Go source with //line directives
-	preludeLine int
+	preludes    []chunk
+}
+
+// A chunk is Go source starting at a line of a page.
+type chunk struct {
+	line int
+	text string
 }
 
 var markerRE = regexp.MustCompile(`^<!--\s*go:(main|decls|skip)(:\s*(.*?))?\s*-->$`)
@@ -108,7 +113,7 @@ func parsePage(name, file, text string) (page, error) {
 				body = []string{strings.TrimSuffix(strings.TrimPrefix(trimmed, "<!-- go:prelude"), "-->")}
 				start = i
 			}
-			p.prelude += fmt.Sprintf("//line %s:%d\n%s\n", file, start+1, strings.Join(body, "\n"))
+			p.preludes = append(p.preludes, chunk{line: start + 1, text: strings.Join(body, "\n")})
 			prev = ""
 			continue
 		case trimmed == "```go":
@@ -200,9 +205,17 @@ func program(p page, b block, pkgs map[string]string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s:%d: %v", p.path, b.line, err)
 	}
-	preludeImports, preludeRest, _, err := splitImports(p.prelude)
-	if err != nil {
-		return "", fmt.Errorf("%s: go:prelude: %v", p.path, err)
+	preludeImports := map[string]string{}
+	var preludeRest string
+	for _, c := range p.preludes {
+		imports, rest, skipped, err := splitImports(c.text)
+		if err != nil {
+			return "", fmt.Errorf("%s:%d: go:prelude: %v", p.path, c.line, err)
+		}
+		for name, path := range imports {
+			preludeImports[name] = path
+		}
+		preludeRest += fmt.Sprintf("//line %s:%d\n%s\n", p.file, c.line+skipped, rest)
 	}
 	firstLine := b.line + skipped
 
@@ -494,16 +507,27 @@ func TestGoSnippets(t *testing.T) {
 	write("go.mod", "module example.com/snippets\n\ngo 1.26\n")
 
 	slug := regexp.MustCompile(`[^a-z0-9]+`)
-	total, skipped := 0, 0
-	for _, p := range pages(t, root) {
-		dir := strings.Trim(slug.ReplaceAllString(strings.ToLower(strings.TrimSuffix(p.path, ".md")), "_"), "_")
-		pkgs := map[string]string{}
+	dirOf := func(p page) string {
+		return strings.Trim(slug.ReplaceAllString(strings.ToLower(strings.TrimSuffix(p.path, ".md")), "_"), "_")
+	}
+	all := pages(t, root)
+	// Whole-file blocks of a package other than main are packages every
+	// page can use by name (getting-started.md's contract, say).
+	pkgs := map[string]string{}
+	for _, p := range all {
 		for _, b := range p.blocks {
 			if name, ok := packageClause(b.code); ok && name != "main" && b.marker != "skip" {
-				pkgs[name] = "example.com/snippets/" + dir + "/" + name
-				write(dir+"/"+name+"/"+name+".go", fmt.Sprintf("//line %s:%d\n%s", p.file, b.line, b.code))
+				if _, dup := pkgs[name]; dup {
+					t.Errorf("%s:%d: a package %s is defined by another block already", p.path, b.line, name)
+				}
+				pkgs[name] = "example.com/snippets/" + dirOf(p) + "/" + name
+				write(dirOf(p)+"/"+name+"/"+name+".go", fmt.Sprintf("//line %s:%d\n%s", p.file, b.line, b.code))
 			}
 		}
+	}
+	total, skipped := 0, 0
+	for _, p := range all {
+		dir := dirOf(p)
 		for _, b := range p.blocks {
 			total++
 			name, isFile := packageClause(b.code)
