@@ -78,10 +78,10 @@ type block struct {
 
 // A page is what one Markdown file holds for the compiler.
 type page struct {
-	path        string // slash-separated, relative to the repository root
-	file        string // absolute, for //line directives (errors name it)
-	blocks      []block
-	preludes    []chunk
+	path     string // slash-separated, relative to the repository root
+	file     string // absolute, for //line directives (errors name it)
+	blocks   []block
+	preludes []chunk
 }
 
 // A chunk is Go source starting at a line of a page.
