@@ -57,7 +57,7 @@ func (s *Server) Send(t Target, event string, data any) error {
 		return err
 	}
 	s.deliver(t, protocol.EventS2C, msg)
-	s.publish(&busMsg{kind: busFrame, target: t, op: protocol.EventS2C, msg: msg})
+	s.pub.enqueue(&busMsg{kind: busFrame, target: t, op: protocol.EventS2C, msg: msg})
 	return nil
 }
 

@@ -45,6 +45,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if s.serveProbe(w, r) {
+		return
+	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
 		http.Error(w, "datasole: expected a WebSocket upgrade", http.StatusUpgradeRequired)
@@ -108,7 +111,7 @@ func (s *Server) newConn(ws WebSocket, a *Admission) *Conn {
 	id := s.nodeID + "-" + itoa(s.connSeq.Add(1))
 	user := a.principal.UserID
 	if user == "" {
-		user = id
+		user = anonymousPrefix + id
 	}
 	remote := a.r.RemoteAddr
 	if addr := ws.RemoteAddr(); addr != nil && remote == "" {
@@ -122,6 +125,7 @@ func (s *Server) newConn(ws WebSocket, a *Admission) *Conn {
 		userID:      user,
 		principal:   a.principal,
 		remoteAddr:  remote,
+		ip:          a.ip,
 		connectedAt: time.Now(),
 		ctx:         ctx,
 		cancel:      cancel,

@@ -31,8 +31,8 @@ type RateLimit struct {
 	// By chooses whose bucket a frame is counted in. Default PerConnection.
 	By KeyBy
 	// Limiter decides. Default: an in-process GCRA limiter; with
-	// Options.Backend set, one that shares buckets through the backend so
-	// all nodes enforce one limit.
+	// Options.Backend set and By PerUser or PerIP, one that shares buckets
+	// through the backend so all nodes enforce one limit.
 	Limiter Limiter
 	// CloseAfter is how many refusals in a row close the connection with
 	// 1008. Default 100.
@@ -131,7 +131,9 @@ func (rl RateLimit) withDefaults(b backend.Backend) RateLimit {
 		rl.CloseAfter = 100
 	}
 	if rl.Limiter == nil {
-		if b != nil {
+		// A connection's buckets are its own: no other node shares them, so
+		// they stay in process even with a backend.
+		if b != nil && rl.By != PerConnection {
 			rl.Limiter = NewBackendLimiter(b)
 		} else {
 			rl.Limiter = NewMemoryLimiter()
@@ -267,7 +269,7 @@ func bucketPrefix(by KeyBy, c *Conn) string {
 	case PerUser:
 		return "u:" + c.userID + ":"
 	case PerIP:
-		return "ip:" + hostOf(c.remoteAddr) + ":"
+		return "ip:" + c.ip + ":"
 	}
 	return "c:" + c.id + ":"
 }

@@ -29,7 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-unreleased=(demos e2e/auth e2e/browser ci datasole/web/build)
+unreleased=(demos e2e/auth e2e/browser bench ci datasole/web/build)
 
 die() { echo "release: $*" >&2; exit 1; }
 

@@ -229,10 +229,7 @@ func wsURL(raw string, opts Options) (string, error) {
 func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	ws, resp, err := c.opts.Dialer.DialContext(ctx, c.url, c.opts.Header)
 	if err != nil {
-		if resp != nil {
-			return nil, &DialError{Status: resp.StatusCode, Err: err}
-		}
-		return nil, &DialError{Err: err}
+		return nil, dialError(resp, err)
 	}
 	return ws, nil
 }
@@ -422,6 +419,9 @@ func (c *Client) handle(f protocol.Frame) {
 			return
 		}
 		se := &ServerError{Message: body.Message, Code: body.Code, RetryAfter: time.Duration(body.RetryAfter) * time.Millisecond, CorrelationID: f.CorrelationID}
+		if c.crdtRefused(se) {
+			return
+		}
 		if f.CorrelationID == 0 || !c.settle(f.CorrelationID, response{err: se}) {
 			if c.opts.OnError != nil {
 				c.opts.OnError(se)
@@ -558,7 +558,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, params any) (json.R
 // allocID returns the next correlation id not in use; c.mu is held.
 func (c *Client) allocID() uint32 {
 	for {
-		c.nextID++
+		c.nextID = (c.nextID + 1) % crdtIDBit // ids from crdtIDBit up are CRDT ops'
 		if c.nextID == 0 {
 			continue
 		}

@@ -11,6 +11,7 @@ const (
 	CodeTimeout        = -32001 // the handler ran past its deadline
 	CodeRateLimited    = -32029 // the call was refused by the rate limiter
 	CodeOverloaded     = -32003 // too many calls in flight
+	CodeUnavailable    = -32010 // a backend the call needs is unavailable: retry later
 )
 
 // RPCRequest is the body of an RPC_REQ frame.
@@ -43,12 +44,14 @@ type Event struct {
 	Timestamp int64           `json:"timestamp,omitempty"`
 }
 
-// StatePatchBody is the body of a STATE_PATCH frame. Version is an extension
-// member that v1 clients ignore.
+// StatePatchBody is the body of a STATE_PATCH frame. Version (the version
+// the patches produce) and Base (the version they apply to, present only
+// when it is not Version-1) are extension members that v1 clients ignore.
 type StatePatchBody struct {
 	Key     string          `json:"key"`
 	Patches json.RawMessage `json:"patches"`
 	Version uint64          `json:"version,omitempty"`
+	Base    *uint64         `json:"base,omitempty"`
 }
 
 // StateSnapshotBody is the body of a STATE_SNAPSHOT frame.
