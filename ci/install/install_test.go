@@ -23,9 +23,13 @@ import (
 // proxy.
 //
 // It uses the machine's module cache, so that third-party modules and the
-// packages compiled from them are reused from every other build. The cache
-// never holds a version twice, so the repository's modules are removed from
-// it before and after the test, and one run at a time holds a lock.
+// packages compiled from them are reused from every other build. The go
+// command takes a module version in that cache to be immutable, and the
+// published versions change with every commit, so: the repository's modules
+// are removed from the cache before and after the test, one run at a time
+// holds a lock, and the go command's index of module directories (kept in
+// the build cache, keyed by directory) is off (GODEBUG=goindex=0), so that
+// packages are read from the files extracted by this run.
 type goEnv struct {
 	env []string
 }
@@ -48,7 +52,7 @@ func newGoEnv(t *testing.T, proxyDir string) goEnv {
 	var env []string
 	for _, kv := range os.Environ() {
 		switch name, _, _ := strings.Cut(kv, "="); name {
-		case "GOWORK", "GOFLAGS", "GOPROXY", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOTOOLCHAIN":
+		case "GOWORK", "GOFLAGS", "GOPROXY", "GONOSUMDB", "GOPRIVATE", "GONOPROXY", "GOTOOLCHAIN", "GODEBUG":
 		default:
 			env = append(env, kv)
 		}
@@ -61,6 +65,7 @@ func newGoEnv(t *testing.T, proxyDir string) goEnv {
 		"GOPRIVATE=",
 		"GONOPROXY=",
 		"GOTOOLCHAIN=local",
+		"GODEBUG="+strings.Trim(os.Getenv("GODEBUG")+",goindex=0", ","),
 	)}
 }
 
