@@ -178,6 +178,7 @@ func TestCoexistence(t *testing.T) {
 		fail int // the status the upgrade is refused with; 0: it succeeds
 	}{
 		{"Logger in front", func(*datasole.Server) echo.MiddlewareFunc {
+			//lint:ignore SA1019 users still run the deprecated Logger in front of the mount
 			return middleware.LoggerWithConfig(middleware.LoggerConfig{Output: io.Discard})
 		}, 0},
 		{"Recover in front", func(*datasole.Server) echo.MiddlewareFunc { return middleware.Recover() }, 0},
@@ -187,11 +188,13 @@ func TestCoexistence(t *testing.T) {
 			return middleware.ContextTimeout(time.Second)
 		}, 0},
 		{"Timeout in front with Skip as its Skipper", func(ds *datasole.Server) echo.MiddlewareFunc {
+			//lint:ignore SA1019 users still run the deprecated Timeout; the adapter documents Skip(ds) for it
 			return middleware.TimeoutWithConfig(middleware.TimeoutConfig{Skipper: dsecho.Skip(ds), Timeout: time.Second})
 		}, 0},
 		// http.TimeoutHandler's writer cannot be hijacked: this is why the
 		// documentation says to skip it for the datasole path.
 		{"Timeout in front without a Skipper breaks the upgrade", func(*datasole.Server) echo.MiddlewareFunc {
+			//lint:ignore SA1019 users still run the deprecated Timeout; the adapter documents Skip(ds) for it
 			return middleware.TimeoutWithConfig(middleware.TimeoutConfig{Timeout: time.Second})
 		}, http.StatusInternalServerError},
 	} {

@@ -52,6 +52,7 @@ func ExampleMountWithConfig() {
 
 	type user struct{ name string }
 	e := echo.New()
+	//lint:ignore SA1019 users still run the deprecated Timeout; the adapter documents Skip(ds) for it
 	e.Use(middleware.TimeoutWithConfig(middleware.TimeoutConfig{Skipper: dsecho.Skip(ds), Timeout: 30 * time.Second}))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc { // stands in for echojwt.WithConfig(…)
 		return func(c echo.Context) error {
