@@ -43,9 +43,9 @@ require (
 
 require (
 	github.com/centrifugal/centrifuge v0.40.1
-	github.com/datasole/datasole-go/adapters/fiber v0.0.0
-	github.com/datasole/datasole-go/adapters/stdlib v0.0.0
-	github.com/datasole/datasole-go/datasole v0.0.0
+	github.com/datasole/datasole-go/adapters/fiber v0.1.0
+	github.com/datasole/datasole-go/adapters/stdlib v0.1.0
+	github.com/datasole/datasole-go/datasole v0.1.0
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/gorilla/websocket v1.5.3
 	github.com/lesismal/nbio v1.6.8

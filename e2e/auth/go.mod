@@ -3,16 +3,16 @@ module github.com/datasole/datasole-go/e2e/auth
 go 1.26.0
 
 require (
-	github.com/datasole/datasole-go/adapters/echo v0.0.0
-	github.com/datasole/datasole-go/adapters/fiber v0.0.0
-	github.com/datasole/datasole-go/adapters/gin v0.0.0
-	github.com/datasole/datasole-go/adapters/stdlib v0.0.0
-	github.com/datasole/datasole-go/auth/cookie v0.0.0
-	github.com/datasole/datasole-go/auth/jwt v0.0.0
-	github.com/datasole/datasole-go/auth/mtls v0.0.0
-	github.com/datasole/datasole-go/datasole v0.0.0
-	github.com/datasole/datasole-go/datasole/backend/postgres v0.0.0
-	github.com/datasole/datasole-go/datasole/backend/redis v0.0.0
+	github.com/datasole/datasole-go/adapters/echo v0.1.0
+	github.com/datasole/datasole-go/adapters/fiber v0.1.0
+	github.com/datasole/datasole-go/adapters/gin v0.1.0
+	github.com/datasole/datasole-go/adapters/stdlib v0.1.0
+	github.com/datasole/datasole-go/auth/cookie v0.1.0
+	github.com/datasole/datasole-go/auth/jwt v0.1.0
+	github.com/datasole/datasole-go/auth/mtls v0.1.0
+	github.com/datasole/datasole-go/datasole v0.1.0
+	github.com/datasole/datasole-go/datasole/backend/postgres v0.1.0
+	github.com/datasole/datasole-go/datasole/backend/redis v0.1.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/golang-jwt/jwt/v5 v5.3.1
@@ -45,7 +45,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
-	github.com/klauspost/compress v1.17.9 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect

@@ -4,8 +4,8 @@ go 1.26.0
 
 require (
 	github.com/chromedp/chromedp v0.23.0
-	github.com/datasole/datasole-go/datasole v0.0.0
-	github.com/datasole/datasole-go/demos v0.0.0
+	github.com/datasole/datasole-go/datasole v0.1.0
+	github.com/datasole/datasole-go/demos v0.1.0
 	github.com/evanw/esbuild v0.28.2
 	github.com/gorilla/websocket v1.5.3
 )

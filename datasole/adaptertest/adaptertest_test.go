@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/datasole/datasole-go/adapters/adaptertest"
+	"github.com/datasole/datasole-go/datasole/adaptertest"
 	"go.uber.org/goleak"
 )
 

@@ -43,7 +43,8 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // newServer is the datasole server every scenario runs against. Its auth
 // handler admits serverToken and refuses everything else, so a principal
 // that reaches a handler without it came from the framework's middleware.
-func newServer(o datasole.Options) *datasole.Server {
+func newServer(tb testing.TB, o datasole.Options) *datasole.Server {
+	tb.Helper()
 	o.Logger = quiet
 	o.Auth = func(r *http.Request) (*datasole.Principal, error) {
 		if r.URL.Query().Get("token") == serverToken {
@@ -53,34 +54,37 @@ func newServer(o datasole.Options) *datasole.Server {
 	}
 	ds, err := datasole.New(o)
 	if err != nil {
-		panic(err) // the scenario options are fixed: a failure is a bug here
+		tb.Fatal(err)
 	}
-	if err := ds.Start(context.Background()); err != nil {
-		panic(err)
+	err = errors.Join(
+		ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil }),
+		ds.HandleRPC("add", func(_ *datasole.Context, raw json.RawMessage) (any, error) {
+			var p addParams
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return nil, err
+			}
+			return p.A + p.B, nil
+		}),
+		ds.HandleRPC("whoami", func(c *datasole.Context, _ json.RawMessage) (any, error) {
+			return whoami{UserID: c.Principal().UserID, Roles: c.Principal().Roles}, nil
+		}),
+		ds.On("chat:send", func(c *datasole.Context, data json.RawMessage) {
+			var text string
+			if json.Unmarshal(data, &text) == nil {
+				ds.Broadcast("chat:message", chatMessage{From: c.UserID(), Text: text})
+			}
+		}),
+		ds.Start(context.Background()),
+	)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
-	ds.HandleRPC("add", func(_ *datasole.Context, raw json.RawMessage) (any, error) {
-		var p addParams
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return nil, err
-		}
-		return p.A + p.B, nil
-	})
-	ds.HandleRPC("whoami", func(c *datasole.Context, _ json.RawMessage) (any, error) {
-		return whoami{UserID: c.Principal().UserID, Roles: c.Principal().Roles}, nil
-	})
-	ds.On("chat:send", func(c *datasole.Context, data json.RawMessage) {
-		var text string
-		if json.Unmarshal(data, &text) == nil {
-			ds.Broadcast("chat:message", chatMessage{From: c.UserID(), Text: text})
-		}
-	})
 	return ds
 }
 
 func start(t testing.TB, h Harness, s Setup, o datasole.Options) (*datasole.Server, string) {
 	t.Helper()
-	ds := newServer(o)
+	ds := newServer(t, o)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -317,7 +321,7 @@ func wantStatus(t *testing.T, err error, status int) {
 // Run it with Core for the baseline an adapter's overhead is measured
 // against.
 func BenchRPC(b *testing.B, h Harness) {
-	ds := newServer(datasole.Options{HeartbeatInterval: -1, RateLimit: datasole.RateLimit{Disabled: true}})
+	ds := newServer(b, datasole.Options{HeartbeatInterval: -1, RateLimit: datasole.RateLimit{Disabled: true}})
 	b.Cleanup(func() { ds.Close(context.Background()) })
 	url := h.Serve(b, ds, Setup{})
 	c := mustDial(b, url, client.Options{Token: serverToken})
