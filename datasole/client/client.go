@@ -129,6 +129,7 @@ type Client struct {
 	events  map[string][]*listener
 	store   stateStore
 	crdts   crdtStore
+	hist    history
 	onOpen  []func(ctx context.Context, reconnect bool)
 
 	writeMu sync.Mutex // one writer at a time on ws
@@ -191,7 +192,7 @@ func newClient(u string, opts Options) *Client {
 		state:   Connecting,
 		crdts:   crdtStore{nodeID: newNodeID()},
 	}
-	c.onOpen = append(c.onOpen, c.resendOutbox)
+	c.onOpen = append(c.onOpen, c.resendOutbox, c.recoverStreams)
 	return c
 }
 
@@ -397,16 +398,7 @@ func (c *Client) handle(f protocol.Frame) {
 		if json.Unmarshal(f.Payload, &ev) != nil {
 			return
 		}
-		data := ev.Data
-		if len(data) == 0 {
-			data = json.RawMessage("null")
-		}
-		c.mu.Lock()
-		ls := c.events[ev.Event]
-		c.mu.Unlock()
-		for _, l := range ls {
-			l.fn(data)
-		}
+		c.handleEvent(ev)
 	case protocol.Pong:
 		c.settle(f.CorrelationID, response{})
 	case protocol.StatePatch, protocol.StateSnapshot:
