@@ -1,5 +1,5 @@
 # The few verbs people expect. `make demo` and `make test` work on a fresh machine.
-.PHONY: demo test bench generate fixture vet
+.PHONY: demo test bench bench-compare generate fixture vet
 
 ADDR ?= :3000
 
@@ -14,6 +14,15 @@ test:
 ## bench: run the benchmarks of the core
 bench:
 	cd datasole && go test -run '^$$' -bench . -benchmem ./...
+
+## bench-compare: run datasole, the gorilla and nbio floors and centrifuge side by side
+## (bench/cmd/compare, about 10 minutes); writes bench/results/ and the "Side by side"
+## table and chart of docs/performance.md. Extra flags: make bench-compare BENCH_FLAGS='-idle 10000'.
+## The harness raises its open-file limit itself (and the servers', which it starts);
+## 100,000 idle connections need a hard limit above 101,024 (root with CAP_SYS_RESOURCE;
+## without it that size is skipped and the table says why).
+bench-compare:
+	go run ./bench/cmd/compare -doc docs/performance.md -chart docs/bench-compare.svg $(BENCH_FLAGS)
 
 ## generate: rebuild the browser bundles from TypeScript (esbuild's Go API)
 generate:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -21,6 +22,10 @@ type RejectError struct {
 
 func (e *RejectError) Error() string { return "datasole: upgrade refused: " + e.Reason }
 func (e *RejectError) Unwrap() error { return e.Err }
+
+// ErrReservedUserID refuses a principal whose UserID starts with "$anon:",
+// the namespace of anonymous connections.
+var ErrReservedUserID = errors.New("datasole: user id in the reserved anonymous namespace")
 
 // Admission is an upgrade request that passed the Origin check, the
 // connection limit and authentication. It holds a connection slot until it
@@ -82,6 +87,9 @@ func (s *Server) admitPeer(a *Admission) (ok bool, reason string) {
 		return false, "max-connections-user"
 	}
 	if max := s.opts.MaxConnectionsPerIP; max > 0 && pc.ips[a.ip] >= max {
+		if ip, err := netip.ParseAddr(hostOf(a.r.RemoteAddr)); err == nil && (ip.IsPrivate() || ip.IsLoopback()) && len(s.trusted) == 0 {
+			s.logSampled("datasole: the per-IP connection cap was reached from a private address; behind a proxy, set Options.TrustedProxies so clients are told apart", "ip", a.ip)
+		}
 		return false, "max-connections-ip"
 	}
 	if u != "" {
@@ -132,7 +140,7 @@ func (s *Server) Admit(r *http.Request) (*Admission, error) {
 		s.reserve.Add(-1)
 		return nil, err
 	}
-	a := &Admission{s: s, r: r, principal: p, ip: hostOf(r.RemoteAddr)}
+	a := &Admission{s: s, r: r, principal: p, ip: peerKey(s.clientIP(r))}
 	if ok, reason := s.admitPeer(a); !ok {
 		s.reserve.Add(-1)
 		fix := "raise Options.MaxConnectionsPerUser"
@@ -149,6 +157,9 @@ func (s *Server) Admit(r *http.Request) (*Admission, error) {
 // Errors are *RejectError with status 401, 408 or 500.
 func (s *Server) Authenticate(r *http.Request) (*Principal, error) {
 	if p, ok := PrincipalFromContext(r.Context()); ok {
+		if strings.HasPrefix(p.UserID, anonymousPrefix) {
+			return nil, s.reject(http.StatusInternalServerError, "auth-error", ErrReservedUserID)
+		}
 		return p, nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.AuthTimeout)
@@ -171,6 +182,9 @@ func (s *Server) Authenticate(r *http.Request) (*Principal, error) {
 	select {
 	case res := <-ch:
 		switch {
+		case res.err == nil && res.p != nil && strings.HasPrefix(res.p.UserID, anonymousPrefix):
+			s.log.Error("datasole: auth handler returned a user id in the reserved anonymous namespace", "prefix", anonymousPrefix)
+			return nil, s.reject(http.StatusInternalServerError, "auth-error", ErrReservedUserID)
 		case res.err == nil:
 			if res.p == nil {
 				res.p = &Principal{}
@@ -239,4 +253,61 @@ func hostOf(addr string) string {
 		return h
 	}
 	return addr
+}
+
+// clientIP is the address of the client that made r: the socket's peer,
+// or — when the peer is a trusted proxy — the last address in
+// X-Forwarded-For that is not a trusted proxy itself.
+func (s *Server) clientIP(r *http.Request) string {
+	peer := hostOf(r.RemoteAddr)
+	if len(s.trusted) == 0 || !s.isTrusted(peer) {
+		return peer
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			hop := strings.TrimSpace(parts[j])
+			if hop == "" {
+				continue
+			}
+			if !s.isTrusted(hop) {
+				if _, err := netip.ParseAddr(hop); err != nil {
+					return peer // garbage: do not let a header pick the key
+				}
+				return hop
+			}
+		}
+	}
+	return peer
+}
+
+func (s *Server) isTrusted(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerKey is the key per-IP caps and rate limits count a client under:
+// its IPv4 address, or its IPv6 /64 — one subscriber's whole prefix, which a
+// client can rotate through at will.
+func peerKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }

@@ -10,7 +10,8 @@ import (
 // on the upgrade request.
 type Principal struct {
 	// UserID identifies the user. Several connections (tabs, devices) may share
-	// it. Empty means anonymous: the server then uses the connection id.
+	// it. Empty means anonymous: the server then uses "$anon:" and the
+	// connection id, a namespace no auth handler may produce.
 	UserID string
 	// Roles are free-form role names, e.g. from a JWT "roles" or "scope" claim.
 	Roles []string
@@ -74,3 +75,12 @@ func Chain(handlers ...AuthHandler) AuthHandler {
 // it by connection id (never by IP address). It is the default and is meant for
 // development: the server logs once that auth is open.
 func Anonymous(*http.Request) (*Principal, error) { return &Principal{}, nil }
+
+// anonymousPrefix starts the user id of every anonymous connection
+// ("$anon:" + its connection id). No auth handler may produce it: the
+// server refuses principals whose UserID starts with it, so an anonymous
+// user never shares a namespace with a real one.
+const anonymousPrefix = "$anon:"
+
+// anonymous reports whether c was admitted without a user id.
+func (c *Conn) anonymous() bool { return c.principal.UserID == "" }

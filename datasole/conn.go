@@ -19,6 +19,7 @@ type Conn struct {
 	userID      string
 	principal   *Principal
 	remoteAddr  string
+	ip          string // the client's address key for per-IP caps and limits (peerKey)
 	connectedAt time.Time
 	ctx         context.Context
 	cancel      context.CancelFunc
@@ -91,8 +92,8 @@ type outMsg struct {
 // ID returns the connection id, unique across the nodes of a cluster.
 func (c *Conn) ID() string { return c.id }
 
-// UserID returns the principal's user id, or the connection id for an
-// anonymous principal.
+// UserID returns the principal's user id, or "$anon:" + the connection id
+// for an anonymous principal.
 func (c *Conn) UserID() string { return c.userID }
 
 // Principal returns the principal the auth handler produced.
@@ -127,17 +128,10 @@ func (c *Conn) Get(key string) (any, bool) {
 
 // Tag adds the connection to a tag (a room): sends to ToTag(tag) reach it,
 // and it receives snapshots of the state keys in ForTag(tag).
-func (c *Conn) Tag(tag string) {
-	c.s.syncMu.Lock()
-	defer c.s.syncMu.Unlock()
-	if c.s.hub.tag(c, tag) {
-		c.s.snapshotScope(c, ForTag(tag))
-		c.s.crdtSnapshots(c, ForTag(tag))
-	}
-}
+func (c *Conn) Tag(tag string) { c.s.tagConn(c, tag) }
 
 // Untag removes the connection from a tag.
-func (c *Conn) Untag(tag string) { c.s.hub.untag(c, tag) }
+func (c *Conn) Untag(tag string) { c.s.untagConn(c, tag) }
 
 // Tags returns the connection's tags in no particular order.
 func (c *Conn) Tags() []string { return c.s.hub.tagsOf(c) }

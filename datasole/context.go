@@ -16,7 +16,8 @@ func (c *Context) Conn() *Conn { return c.conn }
 // ConnID returns the id of the connection that sent the frame.
 func (c *Context) ConnID() string { return c.conn.id }
 
-// UserID returns the sender's user id (the connection id when anonymous).
+// UserID returns the sender's user id ("$anon:" + the connection id when
+// anonymous).
 func (c *Context) UserID() string { return c.conn.userID }
 
 // Principal returns the sender's principal.

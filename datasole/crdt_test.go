@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -98,28 +99,62 @@ func TestCRDTOpsFromRawFrames(t *testing.T) {
 }
 
 func TestCRDTKeyLimits(t *testing.T) {
-	ts := crdtServer(t, datasole.Options{CRDT: datasole.CRDTOptions{
-		MaxKeysPerConn: 2,
-		AllowCreate:    func(c *datasole.Conn, key, typ string) bool { return true },
-	}})
-	greedy := dialRaw(t, ts.url, nil)
-	for i := range 3 {
-		greedy.sendFrame(protocol.CRDTOp, 0, fmt.Sprintf(`{"key":"k%d","op":{"type":"pn-counter","nodeId":"g","timestamp":1,"op":"increment"}}`, i))
+	ts := crdtServer(t, datasole.Options{
+		Auth: func(r *http.Request) (*datasole.Principal, error) {
+			return &datasole.Principal{UserID: r.URL.Query().Get("token")}, nil
+		},
+		CRDT: datasole.CRDTOptions{
+			MaxKeysPerUser: 2,
+			AllowCreate:    func(c *datasole.Conn, key, typ string) bool { return true },
+		}})
+	dialUser := func(user string) *rawConn {
+		return dialRawPath(t, ts.url, "/__ds?token="+user)
 	}
-	f := greedy.next(protocol.Error)
-	if body := decodeJSON[protocol.ErrorBody](t, f.Payload); body.Code != "crdt-key-limit" {
-		t.Fatalf("got %s", f.Payload)
+	create := func(r *rawConn, key string) {
+		r.sendFrame(protocol.CRDTOp, 0, fmt.Sprintf(`{"key":%q,"op":{"type":"pn-counter","nodeId":"g","timestamp":1,"op":"increment"}}`, key))
 	}
-	if _, ok := ts.ds.CRDT("k2"); ok {
-		t.Fatal("a key over the limit was created")
-	}
-	other := dial(t, ts.url, client.Options{})
-	k, err := other.Counter("mine")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Increment(context.Background(), 3)
-	eventually(t, "another client to create its key", func() bool { c, ok := ts.ds.CRDT("mine"); return ok && string(c.State().Value) == "3" })
+	greedy := dialUser("greedy")
+	t.Run("clients create only keys with the client prefix", func(t *testing.T) {
+		create(greedy, "likes") // a name the application might register later
+		if body := decodeJSON[protocol.ErrorBody](t, greedy.next(protocol.Error).Payload); body.Code != "crdt-unknown-key" {
+			t.Fatalf("got %+v", body)
+		}
+		if _, ok := ts.ds.CRDT("likes"); ok {
+			t.Fatal("a client squatted an application name")
+		}
+		if _, err := ts.ds.RegisterCRDTType("client:mine", datasole.Global(), crdt.TypePNCounter); err == nil {
+			t.Fatal("the application registered a name in the clients' namespace")
+		}
+	})
+	t.Run("the quota is per user and survives a reconnect", func(t *testing.T) {
+		for i := range 3 {
+			create(greedy, fmt.Sprint("client:k", i))
+		}
+		if body := decodeJSON[protocol.ErrorBody](t, greedy.next(protocol.Error).Payload); body.Code != "crdt-key-limit" {
+			t.Fatalf("got %+v", body)
+		}
+		if _, ok := ts.ds.CRDT("client:k2"); ok {
+			t.Fatal("a key over the limit was created")
+		}
+		greedy.ws.Close()
+		again := dialUser("greedy")
+		create(again, "client:k3")
+		if body := decodeJSON[protocol.ErrorBody](t, again.next(protocol.Error).Payload); body.Code != "crdt-key-limit" {
+			t.Fatalf("after a reconnect: %+v", body)
+		}
+	})
+	t.Run("another user has a quota of their own", func(t *testing.T) {
+		other := dial(t, ts.url, client.Options{Token: "other"})
+		k, err := other.Counter("client:mine")
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.Increment(context.Background(), 3)
+		eventually(t, "another client to create its key", func() bool {
+			c, ok := ts.ds.CRDT("client:mine")
+			return ok && string(c.State().Value) == "3"
+		})
+	})
 }
 
 func TestGoClientCRDTs(t *testing.T) {
@@ -151,13 +186,21 @@ func TestCRDTOpsWrittenWhileDisconnectedAreSentAfterReconnect(t *testing.T) {
 	ctx := context.Background()
 	conns := make(chan *datasole.Conn, 4)
 	ts.ds.OnConnect(func(c *datasole.Conn) { conns <- c })
-	c := dial(t, ts.url, client.Options{ReconnectInterval: 10 * time.Millisecond})
+	dropped := make(chan struct{}, 1)
+	c := dial(t, ts.url, client.Options{ReconnectInterval: 10 * time.Millisecond, OnStateChange: func(s client.State) {
+		if s == client.Disconnected {
+			select {
+			case dropped <- struct{}{}:
+			default:
+			}
+		}
+	}})
 	k, _ := c.Counter("votes")
 	k.Increment(ctx, 1)
 	eventually(t, "the first op acknowledged", func() bool { return c.Pending() == 0 })
 	// Drop the link from the server side and write while it is down.
 	(<-conns).Close(datasole.CloseGoingAway, "test")
-	eventually(t, "the client to notice", func() bool { return c.State() != client.Connected })
+	<-dropped // the client noticed
 	k.Increment(ctx, 1)
 	k.Increment(ctx, 1)
 	eventually(t, "the server to count all three", func() bool {

@@ -98,13 +98,12 @@ func TestABusyExecutorDoesNotGetHealthyConnectionsClosed(t *testing.T) {
 // parsed; over budget they are refused (an RPC_REQ gets its RPC_RES) and a
 // peer that keeps at it is closed with 1008.
 func TestRawBudgetRefusesBeforeParsing(t *testing.T) {
-	gone := make(chan struct{}, 1)
-	ts := startServer(t, datasole.Options{RateLimit: datasole.RateLimit{
+	closes := closeWatcher{ch: make(chan string, 1)}
+	ts := startServer(t, datasole.Options{Observer: closes, RateLimit: datasole.RateLimit{
 		RawMessages: datasole.Rule{Limit: 3, Window: time.Hour},
 		CloseAfter:  5,
 	}}, func(ds *datasole.Server) {
 		ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
-		ds.OnDisconnect(func(*datasole.Conn) { gone <- struct{}{} })
 	})
 	r := dialRaw(t, ts.url, nil)
 	for i := 1; i <= 3; i++ {
@@ -133,7 +132,9 @@ func TestRawBudgetRefusesBeforeParsing(t *testing.T) {
 	if code := r.closeCode(); code != datasole.ClosePolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
-	<-gone
+	if reason := <-closes.ch; reason != "abuse" {
+		t.Fatalf("closed for %q, want abuse", reason)
+	}
 	snap := ts.ds.Snapshot()
 	if snap.Closes["abuse"] != 1 || snap.RateLimited < 5 {
 		t.Fatalf("not counted: closes %v, rate-limited %d", snap.Closes, snap.RateLimited)
@@ -331,3 +332,12 @@ func TestABlockedHandlerDoesNotStopPolling(t *testing.T) {
 		}
 	}
 }
+
+// closeWatcher reports the reason of every connection close, after the
+// server has counted it.
+type closeWatcher struct {
+	datasole.NopObserver
+	ch chan string
+}
+
+func (w closeWatcher) ConnClosed(reason string, _ int) { w.ch <- reason }

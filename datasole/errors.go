@@ -24,6 +24,32 @@ var (
 	ErrInvalidRegistration = errors.New("datasole: invalid registration")
 )
 
+// ErrBackend is matched by every *BackendError.
+var ErrBackend = errors.New("datasole: backend unavailable")
+
+// BackendError is a failed backend operation behind a server call: a state
+// update whose store write failed, say. An RPC handler that returns it (or
+// wraps it) answers the caller with the retryable code -32010
+// (protocol.CodeUnavailable) instead of -32000, so clients can tell "try
+// again" from "your request is wrong".
+type BackendError struct {
+	Op  string // "cas", "get", "delete", …
+	Key string // the state key, when there is one
+	Err error
+}
+
+func (e *BackendError) Error() string {
+	if e.Key != "" {
+		return fmt.Sprintf("datasole: backend %s of %q failed: %v", e.Op, e.Key, e.Err)
+	}
+	return fmt.Sprintf("datasole: backend %s failed: %v", e.Op, e.Err)
+}
+
+func (e *BackendError) Unwrap() error { return e.Err }
+
+// Is makes a BackendError match ErrBackend.
+func (e *BackendError) Is(target error) bool { return target == ErrBackend }
+
 // reservedPrefix starts the names of the protocol's own extension methods.
 const reservedPrefix = "$ds."
 

@@ -62,6 +62,7 @@ func TestEvents(t *testing.T) {
 		}
 	})
 	rawEcho := listen(b, "chat:send")
+	eventually(t, "both connections attached", func() bool { return ts.ds.ConnectionCount() == 2 })
 
 	if err := chatSend.Emit(context.Background(), a, chatMsg{Text: "hi"}); err != nil {
 		t.Fatal(err)
@@ -70,7 +71,11 @@ func TestEvents(t *testing.T) {
 	if v, ok := senders.Load("hi"); !ok || v == "" {
 		t.Fatal("the event handler did not see the sender's connection")
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Frames to one connection arrive in order: once the answer to a ping
+	// sent now is back, anything queued for b before it has arrived too.
+	if _, err := b.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if len(rawEcho.list()) != 0 {
 		t.Fatal("a client event reached another client without server code sending it")
 	}

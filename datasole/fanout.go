@@ -39,7 +39,10 @@ func ToTag(tag string) Target { return Target{kind: targetTag, id: tag} }
 func (s *Server) Broadcast(event string, data any) error { return s.Send(ToAll(), event, data) }
 
 // Send pushes an event to the connections t selects. The frame is encoded
-// and compressed once and the same bytes are queued on every target.
+// and compressed once and the same bytes are queued on every target. An
+// event to a target with history (KeepHistory) is stored in the target's
+// stream first and reaches every node's connections from there, with its
+// position; Send never waits for either.
 func (s *Server) Send(t Target, event string, data any) error {
 	if s.closing.Load() {
 		return ErrClosed
@@ -48,16 +51,24 @@ func (s *Server) Send(t Target, event string, data any) error {
 	if err != nil {
 		return err
 	}
-	payload, err := marshal(protocol.Event{Event: event, Data: raw, Timestamp: time.Now().UnixMilli()})
+	now := time.Now().UnixMilli()
+	payload, err := marshal(protocol.Event{Event: event, Data: raw, Timestamp: now})
 	if err != nil {
 		return err
+	}
+	if len(payload) > protocol.MaxPayload-128 { // room for a history position
+		return protocol.ErrPayloadTooLarge
+	}
+	if _, kept := s.historyOf(t); kept {
+		s.sendKept(t, event, raw, now)
+		return nil
 	}
 	msg, err := protocol.Encode(protocol.EventS2C, 0, payload)
 	if err != nil {
 		return err
 	}
 	s.deliver(t, protocol.EventS2C, msg)
-	s.publish(&busMsg{kind: busFrame, target: t, op: protocol.EventS2C, msg: msg})
+	s.pub.enqueue(&busMsg{kind: busFrame, target: t, op: protocol.EventS2C, msg: msg})
 	return nil
 }
 

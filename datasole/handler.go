@@ -50,6 +50,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if s.serveProbe(w, r) {
+		return
+	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
 		http.Error(w, "datasole: expected a WebSocket upgrade", http.StatusUpgradeRequired)
@@ -270,7 +273,7 @@ func (s *Server) newConn(t transport, a *Admission, peer string, batching bool) 
 	id := s.nodeID + "-" + itoa(s.connSeq.Add(1))
 	user := a.principal.UserID
 	if user == "" {
-		user = id
+		user = anonymousPrefix + id
 	}
 	remote := a.r.RemoteAddr
 	if remote == "" {
@@ -284,6 +287,7 @@ func (s *Server) newConn(t transport, a *Admission, peer string, batching bool) 
 		userID:      user,
 		principal:   a.principal,
 		remoteAddr:  remote,
+		ip:          a.ip,
 		connectedAt: time.Now(),
 		ctx:         ctx,
 		cancel:      cancel,

@@ -78,7 +78,18 @@ type rawConn struct {
 
 func dialRaw(t *testing.T, url string, hdr http.Header) *rawConn {
 	t.Helper()
-	u := "ws" + strings.TrimPrefix(url, "http") + "/__ds"
+	return dialRawHeader(t, url, "/__ds", hdr)
+}
+
+// dialRawPath dials a bare WebSocket at path (with a query, say).
+func dialRawPath(t *testing.T, url, path string) *rawConn {
+	t.Helper()
+	return dialRawHeader(t, url, path, nil)
+}
+
+func dialRawHeader(t *testing.T, url, path string, hdr http.Header) *rawConn {
+	t.Helper()
+	u := "ws" + strings.TrimPrefix(url, "http") + path
 	ws, _, err := websocket.DefaultDialer.Dial(u, hdr)
 	if err != nil {
 		t.Fatalf("raw dial: %v", err)

@@ -23,14 +23,22 @@ func (h *hub) add(c *Conn) {
 	h.mu.Unlock()
 }
 
-func (h *hub) remove(c *Conn) {
+// remove takes c out of every index and returns the tags it had; ok is
+// false when c was not in the hub.
+func (h *hub) remove(c *Conn) (tags []string, ok bool) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.conns[c.id]; !ok {
+		return nil, false
+	}
 	delete(h.conns, c.id)
 	removeIndex(h.users, c.userID, c)
 	for t := range c.tags {
 		removeIndex(h.tags, t, c)
+		tags = append(tags, t)
 	}
-	h.mu.Unlock()
+	c.tags = nil
+	return tags, true
 }
 
 // tag adds c to tag t and reports whether it was not there yet.
@@ -51,13 +59,16 @@ func (h *hub) tag(c *Conn, t string) bool {
 	return true
 }
 
-func (h *hub) untag(c *Conn, t string) {
+// untag removes c from tag t and reports whether it was there.
+func (h *hub) untag(c *Conn, t string) bool {
 	h.mu.Lock()
-	if _, ok := c.tags[t]; ok {
-		delete(c.tags, t)
-		removeIndex(h.tags, t, c)
+	defer h.mu.Unlock()
+	if _, ok := c.tags[t]; !ok {
+		return false
 	}
-	h.mu.Unlock()
+	delete(c.tags, t)
+	removeIndex(h.tags, t, c)
+	return true
 }
 
 func (h *hub) tagsOf(c *Conn) []string {

@@ -60,6 +60,15 @@ type Observer interface {
 	BusLag(d time.Duration)
 	// BusGap is called when the cluster bus may have lost messages.
 	BusGap()
+	// HistoryAppended is called for every event stored in a kept target's
+	// history.
+	HistoryAppended()
+	// Recovered is called for every stream a client asked to recover, with
+	// whether the missed events could all be sent.
+	Recovered(ok bool)
+	// PresenceChanged is called when this node adds (+1) or removes (-1) a
+	// presence entry.
+	PresenceChanged(delta int)
 }
 
 // NopObserver implements Observer by doing nothing.
@@ -81,6 +90,9 @@ func (NopObserver) CRDTApplied()                  {}
 func (NopObserver) BackendError(string)           {}
 func (NopObserver) BusLag(time.Duration)          {}
 func (NopObserver) BusGap()                       {}
+func (NopObserver) HistoryAppended()              {}
+func (NopObserver) Recovered(bool)                {}
+func (NopObserver) PresenceChanged(int)           {}
 func (NopObserver) StartRPC(ctx context.Context, _ string) (context.Context, func(string)) {
 	return ctx, func(string) {}
 }
@@ -123,6 +135,21 @@ func (m multiObserver) CRDTApplied() {
 func (m multiObserver) BusGap() {
 	for _, o := range m {
 		o.BusGap()
+	}
+}
+func (m multiObserver) HistoryAppended() {
+	for _, o := range m {
+		o.HistoryAppended()
+	}
+}
+func (m multiObserver) Recovered(ok bool) {
+	for _, o := range m {
+		o.Recovered(ok)
+	}
+}
+func (m multiObserver) PresenceChanged(d int) {
+	for _, o := range m {
+		o.PresenceChanged(d)
 	}
 }
 func (m multiObserver) UpgradeRejected(r string) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
@@ -92,14 +93,30 @@ type Options struct {
 	// per connection; see RateLimit.
 	RateLimit RateLimit
 
-	// MaxConnectionsPerUser and MaxConnectionsPerIP cap one user's and one
-	// IP address's connections on this server; upgrades beyond them are
-	// refused with 429. Default 0: no cap; -1 is the same.
+	// MaxConnectionsPerUser caps one user's connections on this server;
+	// upgrades beyond it are refused with 429. Default 0: no cap; -1 is the
+	// same.
 	MaxConnectionsPerUser int
-	MaxConnectionsPerIP   int
+	// MaxConnectionsPerIP caps the connections from one client address on
+	// this server (an IPv4 address, or an IPv6 /64, which one subscriber
+	// holds whole), so that one client cannot take every slot; refused with
+	// 429. Default 1,000; -1 means no cap. Behind a reverse proxy every
+	// connection comes from the proxy: set TrustedProxies.
+	MaxConnectionsPerIP int
+	// TrustedProxies lists the proxies (CIDRs, e.g. "10.0.0.0/8", or single
+	// addresses) whose X-Forwarded-For header names the client: for
+	// connections from them, per-IP caps and rate limits count the client's
+	// address instead of the proxy's. Default: none (the socket's peer).
+	TrustedProxies []string
 
 	// Session configures per-user sessions. Default: on.
 	Session SessionOptions
+
+	// PresenceTTL is how long the presence entries of this node outlive its
+	// last keepalive (it sends one every third of it): when the node's
+	// process dies, its entries vanish from Presence within this time.
+	// Default 30s.
+	PresenceTTL time.Duration
 
 	// Observer receives measurements for metrics and tracing. Default: none
 	// (the counters of Snapshot are always kept).
@@ -196,6 +213,7 @@ func (o Options) withDefaults() (Options, error) {
 	c.nonNegative("Options.SendQueueSize", int64(o.SendQueueSize), o.SendQueueSize)
 	c.nonNegative("Options.SendQueueBytes", int64(o.SendQueueBytes), o.SendQueueBytes)
 	c.nonNegative("Options.WriteTimeout", int64(o.WriteTimeout), o.WriteTimeout)
+	c.nonNegative("Options.PresenceTTL", int64(o.PresenceTTL), o.PresenceTTL)
 	c.offOrPositive("Options.HeartbeatInterval", int64(o.HeartbeatInterval), o.HeartbeatInterval)
 	switch {
 	case o.MaxMessageSize < 0:
@@ -218,6 +236,14 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxConnections == 0 {
 		o.MaxConnections = 10000
+	}
+	if o.MaxConnectionsPerIP == 0 {
+		o.MaxConnectionsPerIP = 1000
+	}
+	for i, p := range o.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			c.fail(fmt.Sprintf("Options.TrustedProxies[%d]", i), p, "a CIDR (\"10.0.0.0/8\") or an IP address")
+		}
 	}
 	if o.MaxMessageSize == 0 {
 		o.MaxMessageSize = protocol.MaxCompressed + 1024
@@ -245,6 +271,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = 25 * time.Second
+	}
+	if o.PresenceTTL == 0 {
+		o.PresenceTTL = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -294,4 +323,18 @@ func checkOriginPattern(pattern string) error {
 		return fmt.Errorf("a wildcard is allowed only as the first label, e.g. %q", "https://*.example.com")
 	}
 	return nil
+}
+
+// parsePrefix parses a CIDR or a single address as a prefix.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,11 +15,14 @@ import (
 )
 
 // RateLimit configures the per-frame rate limiter. Every inbound message is
-// checked against one rule: the rule of its RPC method or event name if one
-// is set, else the default rule. A refused RPC gets an RPC_RES error (code
-// -32029) and an ERROR frame {message, retryAfter} with its correlation id,
-// so v1 and newer clients both fail fast; other refused frames get the ERROR
-// frame. A peer refused many times in a row is closed with 1008.
+// checked against one rule, counted in one bucket. By default the rule is
+// that of its RPC method or event name if one is set, else Default, and the
+// bucket is the sender's (By) for that rule; Rule and Key replace these
+// choices with the application's own, e.g. budgets by plan or buckets by
+// tenant. A refused RPC gets an RPC_RES error (code -32029) and an ERROR
+// frame {message, retryAfter} with its correlation id, so v1 and newer
+// clients both fail fast; other refused frames get the ERROR frame. A peer
+// refused many times in a row is closed with 1008.
 type RateLimit struct {
 	// Disabled turns the limiter off.
 	Disabled bool
@@ -28,11 +33,31 @@ type RateLimit struct {
 	RPC map[string]Rule
 	// Events holds rules per client event name.
 	Events map[string]Rule
-	// By chooses whose bucket a frame is counted in. Default PerConnection.
+	// Rule, when set, chooses the rule of every frame, e.g. from the plan
+	// in the sender's principal metadata. Returning the zero Rule keeps
+	// the default choice (f.DefaultRule(): RPC, Events, then Default).
+	// Rules it returns are checked like the ones above; an invalid one is
+	// logged (sampled) and the default choice applies. It runs in the
+	// connection's read loop for every frame: keep it fast.
+	Rule func(f RateFrame) Rule
+	// By chooses whose bucket a frame is counted in when Key does not.
+	// Default PerConnection.
 	By KeyBy
+	// Key, when set, names the bucket of every frame, e.g. "t:" + tenant
+	// so that a tenant's users share one budget. Returning "" keeps the
+	// default (f.DefaultKey(): By, then the frame's rule). Frames whose
+	// keys are equal share a bucket; give one bucket one rule. Keys that
+	// start with "c:" belong to one connection (the PerConnection keys
+	// do) and stay in process even with a backend; the default Limiter
+	// shares all other keys through Options.Backend. It runs in the
+	// connection's read loop for every frame: keep it fast.
+	Key func(f RateFrame) string
 	// Limiter decides. Default: an in-process GCRA limiter; with
-	// Options.Backend set, one that shares buckets through the backend so
-	// all nodes enforce one limit.
+	// Options.Backend set, one that keeps keys starting with "c:" in
+	// process and shares all other buckets through the backend, so all
+	// nodes enforce one limit per user, IP or custom key. A Limiter that
+	// holds resources may implement io.Closer (or Close()): the server
+	// calls it once, from Close, after its connections have ended.
 	Limiter Limiter
 	// CloseAfter is how many refusals in a row close the connection with
 	// 1008. Default 100.
@@ -46,6 +71,39 @@ type RateLimit struct {
 	// minute.
 	RawMessages Rule
 	RawBytes    Rule
+}
+
+// RateFrame is what RateLimit.Rule and RateLimit.Key see of one inbound
+// frame: who sent it and what it is.
+type RateFrame struct {
+	// Conn is the sender: ID(), UserID(), RemoteAddr(), and Principal()
+	// with its Roles and Metadata (tenant, plan, … as set by Auth).
+	Conn *Conn
+	// Kind is "rpc" for an RPC request, "event" for a client event, and
+	// "frame" for any other frame (PING, CRDT_OP, a malformed message, …).
+	Kind string
+	// Name is the RPC method or event name; "" for other frames.
+	Name string
+}
+
+// IP returns the address the sender connected from, without the port.
+func (f RateFrame) IP() string { return hostOf(f.Conn.remoteAddr) }
+
+// DefaultRule returns the rule the frame gets without RateLimit.Rule: its
+// method's or event's rule from RateLimit.RPC or RateLimit.Events, else
+// RateLimit.Default.
+func (f RateFrame) DefaultRule() Rule {
+	r, _ := f.Conn.s.opts.RateLimit.lookup(f.Kind, f.Name)
+	return r
+}
+
+// DefaultKey returns the bucket the frame is counted in without
+// RateLimit.Key: the sender's bucket under RateLimit.By ("c:<conn id>:",
+// "u:<user id>:" or "ip:<address>:") for its rule ("*" for Default,
+// "rpc:<method>", "evt:<event>").
+func (f RateFrame) DefaultKey() string {
+	_, bucket := f.Conn.s.opts.RateLimit.lookup(f.Kind, f.Name)
+	return f.Conn.bucketKey(bucket)
 }
 
 // Rule admits Limit units per Window, a cost of Cost units per frame
@@ -100,21 +158,53 @@ func (rl RateLimit) check(c *optionChecker) {
 	if rl.RawBytes != (Rule{}) {
 		rl.RawBytes.check(c, "Options.RateLimit.RawBytes")
 	}
+	if rl.Disabled { // options nothing would read
+		if rl.Rule != nil {
+			c.fail("Options.RateLimit.Rule", "func", "the limiter is Disabled: remove Rule, or Disabled")
+		}
+		if rl.Key != nil {
+			c.fail("Options.RateLimit.Key", "func", "the limiter is Disabled: remove Key, or Disabled")
+		}
+		if rl.Limiter != nil {
+			c.fail("Options.RateLimit.Limiter", rl.Limiter, "the limiter is Disabled: remove Limiter, or Disabled")
+		}
+	}
 }
 
 func (r Rule) check(c *optionChecker, field string) {
+	if f, problem := r.problem(); problem != "" {
+		c.fail(field+f, r.value(f), problem)
+	}
+}
+
+// problem returns what is wrong with r, and the field at fault ("" for the
+// rule as a whole), or "" when r is valid.
+func (r Rule) problem() (field, problem string) {
 	switch {
 	case r.Limit <= 0:
-		c.fail(field+".Limit", r.Limit, "a rule admits at least 1 unit per window")
+		return ".Limit", "a rule admits at least 1 unit per window"
 	case r.Window <= 0:
-		c.fail(field+".Window", r.Window, "a rule needs a positive window, e.g. time.Minute")
+		return ".Window", "a rule needs a positive window, e.g. time.Minute"
 	case r.Cost < 0:
-		c.fail(field+".Cost", r.Cost, "must not be negative; zero means 1")
+		return ".Cost", "must not be negative; zero means 1"
 	case r.Cost > r.Limit:
-		c.fail(field+".Cost", r.Cost, "a cost above the limit refuses every frame")
+		return ".Cost", "a cost above the limit refuses every frame"
 	case r.Window/time.Duration(r.Limit) == 0:
-		c.fail(field, r, "the limit is too high for the window (below 1ns per unit)")
+		return "", "the limit is too high for the window (below 1ns per unit)"
 	}
+	return "", ""
+}
+
+func (r Rule) value(field string) any {
+	switch field {
+	case ".Limit":
+		return r.Limit
+	case ".Window":
+		return r.Window
+	case ".Cost":
+		return r.Cost
+	}
+	return r
 }
 
 func (rl RateLimit) withDefaults(b backend.Backend) RateLimit {
@@ -131,13 +221,48 @@ func (rl RateLimit) withDefaults(b backend.Backend) RateLimit {
 		rl.CloseAfter = 100
 	}
 	if rl.Limiter == nil {
+		// A connection's buckets are its own: no other node shares them, so
+		// they stay in process even with a backend.
 		if b != nil {
-			rl.Limiter = NewBackendLimiter(b)
+			rl.Limiter = splitLimiter{local: NewMemoryLimiter(), shared: NewBackendLimiter(b)}
 		} else {
 			rl.Limiter = NewMemoryLimiter()
 		}
 	}
 	return rl
+}
+
+// splitLimiter keeps the buckets of one connection (keys starting with
+// "c:") in process and shares every other bucket through the backend.
+type splitLimiter struct {
+	local  *MemoryLimiter
+	shared *BackendLimiter
+}
+
+func (l splitLimiter) Allow(ctx context.Context, key string, r Rule) (bool, time.Duration, error) {
+	if strings.HasPrefix(key, connKeyPrefix) {
+		return l.local.Allow(ctx, key, r)
+	}
+	return l.shared.Allow(ctx, key, r)
+}
+
+// connKeyPrefix starts the bucket keys of one connection.
+const connKeyPrefix = "c:"
+
+// closeLimiter releases a configured Limiter that holds resources. Close
+// calls it once, after the connections have ended: nothing checks frames
+// any more.
+func (s *Server) closeLimiter() {
+	var err error
+	switch l := s.opts.RateLimit.Limiter.(type) {
+	case io.Closer:
+		err = l.Close()
+	case interface{ Close() }:
+		l.Close()
+	}
+	if err != nil {
+		s.log.Warn("datasole: closing the rate limiter failed", "err", err)
+	}
 }
 
 func (r Rule) cost() int {
@@ -267,9 +392,25 @@ func bucketPrefix(by KeyBy, c *Conn) string {
 	case PerUser:
 		return "u:" + c.userID + ":"
 	case PerIP:
-		return "ip:" + hostOf(c.remoteAddr) + ":"
+		return "ip:" + c.ip + ":"
 	}
-	return "c:" + c.id + ":"
+	return connKeyPrefix + c.id + ":"
+}
+
+// lookup returns the rule a frame of kind and name gets from the Default,
+// RPC and Events options, and the name of its bucket.
+func (rl *RateLimit) lookup(kind, name string) (Rule, string) {
+	switch kind {
+	case "rpc":
+		if r, ok := rl.RPC[name]; ok {
+			return r, "rpc:" + name
+		}
+	case "event":
+		if r, ok := rl.Events[name]; ok {
+			return r, "evt:" + name
+		}
+	}
+	return rl.Default, "*"
 }
 
 // allow checks one frame against the rule named (e.g. "rpc:add") or the
@@ -280,18 +421,15 @@ func (c *Conn) allow(kind, name string, correlationID uint32) (bool, time.Durati
 	if rl.Disabled {
 		return true, 0
 	}
-	rule, bucket := rl.Default, "*"
-	switch kind {
-	case "rpc":
-		if r, ok := rl.RPC[name]; ok {
-			rule, bucket = r, "rpc:"+name
-		}
-	case "event":
-		if r, ok := rl.Events[name]; ok {
-			rule, bucket = r, "evt:"+name
-		}
+	rule, bucket := rl.lookup(kind, name)
+	var key string
+	if rl.Rule != nil || rl.Key != nil {
+		rule, key = c.chooseRate(rl, RateFrame{Conn: c, Kind: kind, Name: name}, rule)
 	}
-	ok, retry, err := rl.Limiter.Allow(c.ctx, c.bucketKey(bucket), rule)
+	if key == "" {
+		key = c.bucketKey(bucket)
+	}
+	ok, retry, err := rl.Limiter.Allow(c.ctx, key, rule)
 	if err != nil { // the limiter's store is down: fail open, but say so
 		c.s.backendError("ratelimit", err)
 		return true, 0
@@ -308,4 +446,31 @@ func (c *Conn) allow(kind, name string, correlationID uint32) (bool, time.Durati
 		c.closeNow(ClosePolicyViolation, "rate limit exceeded")
 	}
 	return false, retry
+}
+
+// chooseRate runs the application's Rule and Key functions for f. A rule
+// it cannot use, or a function that panics, leaves the default choice in
+// place (and is logged sampled): a bug there must neither take the
+// connection down nor turn the limiter off.
+func (c *Conn) chooseRate(rl *RateLimit, f RateFrame, def Rule) (rule Rule, key string) {
+	rule = def
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.logSampled("datasole: RateLimit.Rule or RateLimit.Key panicked; the default applies", "kind", f.Kind, "name", f.Name, "panic", p)
+			rule, key = def, ""
+		}
+	}()
+	if rl.Rule != nil {
+		if r := rl.Rule(f); r != (Rule{}) {
+			if field, problem := r.problem(); problem != "" {
+				c.s.logSampled("datasole: RateLimit.Rule returned an invalid rule; the default applies", "kind", f.Kind, "name", f.Name, "field", "Rule"+field, "value", r.value(field), "problem", problem)
+			} else {
+				rule = r
+			}
+		}
+	}
+	if rl.Key != nil {
+		key = rl.Key(f)
+	}
+	return rule, key
 }

@@ -189,6 +189,10 @@ func (s *Server) publicError(err error, method, connID string) *Error {
 	if errors.As(err, &e) {
 		return e
 	}
+	if errors.Is(err, ErrBackend) {
+		s.logSampled("datasole: RPC failed on the backend", "method", method, "err", err)
+		return &Error{Code: protocol.CodeUnavailable, Message: "Service unavailable, retry later", Data: map[string]int64{"retryAfter": 1000}}
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &Error{Code: protocol.CodeTimeout, Message: "RPC timeout: " + method}
 	}

@@ -148,8 +148,8 @@ func TestRPC(t *testing.T) {
 		if err := c.Call(ctx, "whoami", nil, &who); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(who["conn"], ts.ds.NodeID()+"-") || who["user"] != who["conn"] {
-			t.Fatalf("anonymous principal should be keyed by connection id: %v", who)
+		if !strings.HasPrefix(who["conn"], ts.ds.NodeID()+"-") || who["user"] != "$anon:"+who["conn"] {
+			t.Fatalf("an anonymous principal is keyed by connection id in the reserved namespace: %v", who)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,34 +26,44 @@ type Server struct {
 	nodeID  string // unique per process, prefixes connection ids
 	connSeq atomic.Uint64
 
-	hub   hub
-	live  live
-	crdts crdtRegistry
-	// syncMu orders state changes against connections joining a scope:
-	// changes hold it shared, attaching a connection (and its snapshots)
-	// holds it exclusively, so a joiner gets each key as a snapshot or as a
-	// later patch, never neither and never a patch against an unseen value.
-	syncMu   sync.RWMutex
-	rpcs     sync.Map // method -> rpcFunc
+	hub      hub
+	scopes   scopeSet // live state, sequenced per scope (scope.go)
+	crdts    crdtRegistry
+	pub      *publisher   // the node's ordered, bounded bus publisher
+	peers    peerSeqs     // the last bus sequence number seen per node
+	kept     historyRules // targets whose events are kept (history.go)
+	presence presence     // tracked tags and users (presence.go)
+	saver    *crdtSaver   // persists changed CRDTs in the background
+	rpcs     sync.Map     // method -> rpcFunc
 	events   eventRegistry
 	hooks    hooks
 	exec     chan struct{} // executor slots
 	counters *counters     // the built-in Observer behind Snapshot
 	reserve  atomic.Int64  // admitted connections (reserved before upgrade)
 	perPeer  peerCounts
+	trusted  []netip.Prefix // Options.TrustedProxies
+
+	serverEvents *serverEvents // OnServer handlers and their queue (serverevent.go)
+	exports      exporters     // ExportEvery's goroutines (exporter.go)
 
 	startMu    sync.Mutex
 	started    atomic.Bool
 	regErrs    []error // invalid registrations, returned by Start; guarded by startMu
 	busCancel  func()  // ends the cluster bus subscription
 	sessions   *session.Store
-	ownBackend *backend.Memory // for sessions when Options.Backend is nil
+	ownBackend *backend.Memory // the default backend, when Options.Backend is nil
 	sampled    sync.Map        // log message -> *atomic.Int64, unix nanos of its last line
+
+	// ctx lives as long as the server: background work and connections
+	// being admitted stop waiting on the backend when Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	closing   atomic.Bool
 	done      chan struct{} // closed when Close starts
 	closeMu   sync.Mutex
 	wg        sync.WaitGroup // connection goroutines
+	bg        sync.WaitGroup // short-lived background work (CRDT broadcasts)
 	heartbeat sync.WaitGroup
 	eng       engine // connection machinery (engine.go)
 }
@@ -72,6 +83,19 @@ func New(opts Options) (*Server, error) {
 		exec:   make(chan struct{}, opts.MaxHandlers),
 		done:   make(chan struct{}),
 	}
+	if s.opts.Backend == nil { // one node: the in-memory backend, owned by the server
+		s.ownBackend = backend.NewMemory(backend.MemoryOptions{})
+		s.opts.Backend = s.ownBackend
+	}
+	for _, p := range s.opts.TrustedProxies {
+		pfx, _ := parsePrefix(p) // validated by withDefaults
+		s.trusted = append(s.trusted, pfx)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.scopes.init()
+	s.pub = newPublisher(s)
+	s.serverEvents = newServerEvents(s)
+	s.saver = newCRDTSaver(s)
 	s.counters = newCounters()
 	s.obs = s.counters
 	if _, nop := opts.Observer.(NopObserver); !nop {
@@ -79,8 +103,9 @@ func New(opts Options) (*Server, error) {
 	}
 	s.hub.init()
 	s.registerResync()
+	s.registerRecover()
+	s.registerPresence()
 	s.hooks.onCRDTOp = s.handleCRDTOp
-	s.OnDisconnect(s.releaseCRDTQuota)
 	if opts.Auth == nil {
 		s.opts.Auth = Anonymous
 		s.log.Warn("datasole: auth is open: every upgrade is admitted as an anonymous principal; set Options.Auth for any exposed deployment")
@@ -109,15 +134,15 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.registrationErrors(); err != nil {
 		return err
 	}
-	if s.opts.Backend != nil {
-		if err := s.startCluster(ctx); err != nil {
-			if s.busCancel != nil {
-				s.busCancel()
-				s.busCancel = nil
-			}
-			return fmt.Errorf("datasole: joining the cluster bus: %w", err)
+	if err := s.startCluster(ctx); err != nil {
+		if s.busCancel != nil {
+			s.busCancel()
+			s.busCancel = nil
 		}
+		return fmt.Errorf("datasole: joining the cluster: %w", err)
 	}
+	go s.saver.run()
+	s.startPresence()
 	if err := s.startSessions(); err != nil {
 		return fmt.Errorf("datasole: starting sessions: %w", err)
 	}
@@ -132,10 +157,20 @@ func (s *Server) Start(ctx context.Context) error {
 // connOpened makes a new connection current and visible: its session is
 // loaded, it joins the hub with what it needs to be current queued, the
 // application's OnConnect hooks run. The engine calls it before reading.
+//
+// A connection admitted while Close runs is closed at once: Close has
+// already collected the connections it shuts down.
 func (s *Server) connOpened(c *Conn) {
-	s.acquireSession(c)
-	s.attach(c)
+	ctx, cancel := context.WithTimeout(s.ctx, busTimeout)
+	s.acquireSession(ctx, c)
+	s.attach(ctx, c)
+	cancel()
+	s.presenceOpened(c)
 	s.obs.ConnOpened()
+	if s.closing.Load() {
+		c.setCloseReason("shutdown")
+		c.closeNow(CloseGoingAway, "Server shutting down")
+	}
 	if exp := c.principal.ExpiresAt; !exp.IsZero() {
 		c.expiry = time.AfterFunc(time.Until(exp), func() {
 			c.setCloseReason("expired")
@@ -152,7 +187,7 @@ func (s *Server) connClosed(c *Conn, a *Admission) {
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
-	s.hub.remove(c)
+	s.detach(c)
 	s.release(a) // before the counters move, so a caller seeing them sees the slot free
 	s.hooks.disconnected(c)
 	s.releaseSession(c)
@@ -164,11 +199,17 @@ func (s *Server) connClosed(c *Conn, a *Admission) {
 	close(c.done)
 }
 
-// CloseUser closes every connection of a user on this server with code and
-// reason, e.g. CloseRevoked after a session was revoked. Their clients see
+// CloseUser closes every connection of a user, on every node of the
+// cluster, with code and reason, e.g. CloseRevoked after a session was
+// revoked. Their clients see
 // the code; ours surface CloseRevoked and CloseSessionExpired as distinct
 // errors.
 func (s *Server) CloseUser(userID string, code int, reason string) {
+	s.closeUserLocal(userID, code, reason)
+	s.pub.enqueue(&busMsg{kind: busClose, target: ToUser(userID), version: uint64(code), key: reason})
+}
+
+func (s *Server) closeUserLocal(userID string, code int, reason string) {
 	for _, c := range s.hub.userConns(userID) {
 		c.setCloseReason("closed-by-server")
 		c.closeNow(code, reason)
@@ -198,11 +239,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	close(s.done)
 	s.closeMu.Unlock()
+	s.cancel() // connections being admitted stop waiting on the backend
 	s.heartbeat.Wait()
 	s.flushAllState()
-	if s.busCancel != nil {
-		s.busCancel()
-	}
 
 	conns := s.hub.all()
 	var wg sync.WaitGroup
@@ -225,24 +264,29 @@ func (s *Server) Close(ctx context.Context) error {
 		<-finished
 		err = ctx.Err()
 	}
-	s.stopEngine(ctx)
-	s.closeSessions()
-	return err
-}
-
-// closeSessions writes every session back, even when ctx has ended (with a
-// short deadline of its own): losing sessions is worse than a late exit.
-func (s *Server) closeSessions() {
-	if s.sessions != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
-		if err := s.sessions.Close(ctx); err != nil {
-			s.backendError("session-flush", err)
-		}
+	s.stopEngine(ctx) // RPC handlers still running finish before the bus goes
+	if s.busCancel != nil {
+		s.busCancel() // nothing more arrives from other nodes
+		s.busCancel = nil
+	}
+	s.serverEvents.close(ctx) // before the publisher stops: handlers may publish
+	s.closeLimiter()
+	s.exports.close(s)
+	s.closePresence()
+	s.bg.Wait()
+	if s.started.Load() {
+		// Writes the cluster must not lose get a short deadline of their
+		// own even when ctx has ended: losing them is worse than a late exit.
+		wctx, cancel := context.WithTimeout(context.Background(), busTimeout)
+		s.saver.close(wctx)
+		s.closeSessions(wctx)
+		s.pub.close(wctx)
 		cancel()
 	}
 	if s.ownBackend != nil {
 		s.ownBackend.Close()
 	}
+	return err
 }
 
 func newNodeID() string {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"time"
 
-	"github.com/datasole/datasole-go/datasole/backend"
 	"github.com/datasole/datasole-go/datasole/session"
 )
 
 // SessionOptions configures per-user sessions. Sessions live in
 // Options.Backend (so they survive restarts and follow users across nodes);
-// without a backend they live in process memory and last as long as it.
+// with the default in-memory backend they last as long as the process.
+// Anonymous connections get a session that lasts as long as the connection.
 type SessionOptions struct {
 	// Disabled turns sessions off: Context.Session returns nil.
 	Disabled bool
@@ -37,12 +37,9 @@ func (s *Server) startSessions() error {
 		return nil
 	}
 	b := s.opts.Backend
-	if b == nil {
-		s.ownBackend = backend.NewMemory(backend.MemoryOptions{})
-		b = s.ownBackend
-	}
+	shared := s.ownBackend == nil
 	threshold := o.FlushThreshold
-	if s.opts.Backend != nil && threshold == 0 {
+	if shared && threshold == 0 {
 		threshold = 1 // write through: a user's next connection may land on another node
 	}
 	st, err := session.NewStore(session.Options{
@@ -57,12 +54,12 @@ func (s *Server) startSessions() error {
 		return err
 	}
 	s.sessions = st
-	if s.opts.Backend != nil {
+	if shared {
 		// Other nodes holding the same user's session learn every local
 		// change at once; the backend gets it with the next write.
 		st.OnChange(func(c session.Change) {
 			if !c.Remote {
-				s.publish(&busMsg{kind: busSession, target: ToUser(c.UserID), key: c.Key, value: c.Value})
+				s.pub.enqueue(&busMsg{kind: busSession, target: ToUser(c.UserID), key: c.Key, value: c.Value})
 			}
 		})
 	}
@@ -87,15 +84,31 @@ func (c *Conn) Session() *session.Session {
 	return c.s.sessions.Session(c.userID)
 }
 
-// acquireSession loads the user's session before the connection is attached.
-func (s *Server) acquireSession(c *Conn) {
+// acquireSession loads the user's session before the connection is
+// attached. An anonymous connection is its own user: its session lives as
+// long as the connection and is never stored.
+func (s *Server) acquireSession(ctx context.Context, c *Conn) {
 	if s.sessions == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
-	defer cancel()
-	if _, err := s.sessions.Acquire(ctx, c.userID); err != nil {
+	var err error
+	if c.anonymous() {
+		_, err = s.sessions.AcquireEphemeral(c.userID)
+	} else {
+		_, err = s.sessions.Acquire(ctx, c.userID)
+	}
+	if err != nil {
 		s.backendError("session-load", err)
+	}
+}
+
+// closeSessions writes every session back.
+func (s *Server) closeSessions(ctx context.Context) {
+	if s.sessions == nil {
+		return
+	}
+	if err := s.sessions.Close(ctx); err != nil {
+		s.backendError("session-flush", err)
 	}
 }
 

@@ -77,6 +77,7 @@ func TestNewRejectsNonsenseOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer ds.Close(context.Background()) // a server owns its in-memory backend until closed
 		if o := ds.Options(); o.Path != "/rt" || o.RPCTimeout != 30*time.Second || o.MaxInFlight != 64 {
 			t.Fatalf("effective options %+v", o)
 		}

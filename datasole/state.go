@@ -77,17 +77,18 @@ type StateOptions struct {
 	Flush FlushStrategy
 }
 
-type stateID struct {
-	scope Scope
-	key   string
-}
-
-// stateEntry is one key's authoritative value. Its lock serializes updates.
+// stateEntry is one key's value in one scope, as this node knows it.
 type stateEntry struct {
-	id      stateID
-	mu      sync.Mutex
-	value   json.RawMessage // latest value; nil when absent
+	key string
+	// update serializes this node's updates of the key. It is held across
+	// the store's compare-and-set, but only other updaters of the same key
+	// wait for it: joiners, deliveries and readers use the scope's lock.
+	update sync.Mutex
+
+	// Guarded by the scope's mu.
+	value   json.RawMessage // latest committed value; nil when absent
 	version uint64
+	known   bool // value/version were read from or written to the store
 	flush   FlushStrategy
 
 	// What clients hold: equal to value/version unless changes wait for a
@@ -97,64 +98,35 @@ type stateEntry struct {
 	sentVersion uint64
 	pending     []json.RawMessage // patch lists since sentVersion
 	timer       *time.Timer
+	snap        []byte // encoded STATE_SNAPSHOT of sent, shared by joiners; nil until needed
 }
 
-// live is the server's live-state store.
-type live struct {
-	mu      sync.Mutex
-	entries map[Scope]map[string]*stateEntry
-	opts    map[string]StateOptions
+// snapshotMsg returns the encoded STATE_SNAPSHOT of what clients hold,
+// encoding it once per version. The scope's mu is held.
+func (e *stateEntry) snapshotMsg() []byte {
+	if e.snap == nil {
+		data := e.sent
+		if data == nil {
+			data = json.RawMessage("null")
+		}
+		msg, err := protocol.Encode(protocol.StateSnapshot, 0, snapshotPayload(e.key, data, e.sentVersion))
+		if err != nil {
+			return nil // values are refused before they grow past a frame
+		}
+		e.snap = msg
+	}
+	return e.snap
 }
 
 // ConfigureState sets options for a key. Call it before the key is first
 // set; later calls apply to values created afterwards.
 func (s *Server) ConfigureState(key string, o StateOptions) {
-	s.live.mu.Lock()
-	if s.live.opts == nil {
-		s.live.opts = make(map[string]StateOptions)
+	s.scopes.mu.Lock()
+	if s.scopes.opts == nil {
+		s.scopes.opts = make(map[string]StateOptions)
 	}
-	s.live.opts[key] = o
-	s.live.mu.Unlock()
-}
-
-func (l *live) entry(id stateID, create bool) *stateEntry {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	byKey := l.entries[id.scope]
-	if e := byKey[id.key]; e != nil || !create {
-		return e
-	}
-	if l.entries == nil {
-		l.entries = make(map[Scope]map[string]*stateEntry)
-	}
-	if byKey == nil {
-		byKey = make(map[string]*stateEntry)
-		l.entries[id.scope] = byKey
-	}
-	e := &stateEntry{id: id, flush: l.opts[id.key].Flush}
-	byKey[id.key] = e
-	return e
-}
-
-func (l *live) scopeEntries(sc Scope) []*stateEntry {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make([]*stateEntry, 0, len(l.entries[sc]))
-	for _, e := range l.entries[sc] {
-		out = append(out, e)
-	}
-	return out
-}
-
-func (l *live) drop(e *stateEntry) {
-	l.mu.Lock()
-	if byKey := l.entries[e.id.scope]; byKey[e.id.key] == e {
-		delete(byKey, e.id.key)
-		if len(byKey) == 0 {
-			delete(l.entries, e.id.scope)
-		}
-	}
-	l.mu.Unlock()
+	s.scopes.opts[key] = o
+	s.scopes.mu.Unlock()
 }
 
 // SetState sets a global state key and sends the change to every connection.
@@ -186,21 +158,45 @@ func (s *Server) SetStateIn(ctx context.Context, sc Scope, key string, value any
 	return s.UpdateStateIn(ctx, sc, key, func(json.RawMessage) (any, error) { return value, nil })
 }
 
-// GetStateIn returns the value and version of key in a scope.
+// GetStateIn returns the value and version of key in a scope. Scopes with
+// connections on this node (and the global scope) are answered from memory;
+// others are read from the backend, within a short timeout, as this node
+// keeps no copy of them.
 func (s *Server) GetStateIn(sc Scope, key string) (json.RawMessage, uint64, bool) {
-	e := s.live.entry(stateID{sc, key}, false)
-	if e == nil {
+	if sp := s.scopes.get(sc); sp != nil {
+		sp.mu.Lock()
+		e := sp.entries[key]
+		if e != nil && (e.known || sp.loaded) {
+			defer sp.mu.Unlock()
+			if e.value == nil {
+				return nil, e.version, false
+			}
+			return append(json.RawMessage(nil), e.value...), e.version, true
+		}
+		loaded := sp.loaded
+		sp.mu.Unlock()
+		if loaded && e == nil {
+			return nil, 0, false
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, busTimeout)
+	defer cancel()
+	val, ver, err := s.opts.Backend.Get(ctx, storeKey(sc, key))
+	if err != nil {
+		if !errors.Is(err, backend.ErrNotFound) {
+			s.backendError("get", err)
+		}
 		return nil, 0, false
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.value == nil {
-		return nil, e.version, false
-	}
-	return append(json.RawMessage(nil), e.value...), e.version, true
+	return val, ver, true
 }
 
 // UpdateStateIn is UpdateState for a scope.
+//
+// fn runs without any lock but the key's own update lock, so it may read
+// and write other keys, tag connections and send events; it must not update
+// the same key of the same scope (that would wait for itself). fn may run
+// more than once when another node changes the key concurrently.
 func (s *Server) UpdateStateIn(ctx context.Context, sc Scope, key string, fn func(old json.RawMessage) (any, error)) error {
 	if err := checkStateKey(key); err != nil {
 		return err
@@ -208,15 +204,26 @@ func (s *Server) UpdateStateIn(ctx context.Context, sc Scope, key string, fn fun
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.syncMu.RLock()
-	defer s.syncMu.RUnlock()
-	e := s.live.entry(stateID{sc, key}, true)
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	sp := s.scopes.acquire(sc)
+	defer s.releaseScope(sp)
+	e := s.entryOf(sp, key)
+	e.update.Lock()
+	defer e.update.Unlock()
 	for attempt := 0; ; attempt++ {
+		sp.mu.Lock()
+		known, cur, ver := e.known, e.value, e.version
+		sp.mu.Unlock()
+		if !known && attempt > 0 {
+			if err := s.refresh(ctx, sp, e); err != nil {
+				return err
+			}
+			continue
+		}
+		// A key this node has no copy of is first tried as new: creating
+		// it costs no read, and an existing one conflicts and is read then.
 		var old json.RawMessage
-		if e.value != nil {
-			old = append(json.RawMessage(nil), e.value...) // fn may not alias the stored copy
+		if cur != nil {
+			old = append(json.RawMessage(nil), cur...) // fn may not alias the stored copy
 		}
 		v, err := fn(old)
 		if err != nil {
@@ -227,9 +234,9 @@ func (s *Server) UpdateStateIn(ctx context.Context, sc Scope, key string, fn fun
 			return err
 		}
 		if next == nil {
-			return s.deleteLocked(ctx, e)
+			return s.deleteEntry(ctx, sp, e)
 		}
-		patches, err := patch.Diff(e.value, next)
+		patches, err := patch.Diff(cur, next)
 		if err != nil {
 			if errors.Is(err, patch.ErrForbiddenKey) {
 				return fmt.Errorf("%w: %w", ErrForbiddenKey, err)
@@ -239,27 +246,26 @@ func (s *Server) UpdateStateIn(ctx context.Context, sc Scope, key string, fn fun
 		if string(patches) == "[]" {
 			return nil // no change, no new version
 		}
-		version := e.version + 1
-		if b := s.opts.Backend; b != nil {
-			// The store decides the version: compare-and-set against the
-			// version this node knows; on conflict, re-read and run fn again.
-			version, err = b.CompareAndSet(ctx, storeKey(e.id), next, e.version, 0)
-			if errors.Is(err, backend.ErrConflict) && attempt < maxStateRetries {
-				if err := s.refreshLocked(ctx, e); err != nil {
-					return err
-				}
-				continue
-			}
-			if err != nil {
-				s.backendError("cas", err)
-				return fmt.Errorf("datasole: storing state %q: %w", key, err)
+		if ver == 0 {
+			if err := s.indexState(ctx, sc, key, true); err != nil {
+				return err
 			}
 		}
-		e.value = next
-		e.version = version
-		s.obs.StateChanged()
-		e.pending = append(e.pending, patches)
-		s.scheduleFlush(e)
+		// The store decides the version: compare-and-set against the
+		// version this node knows; on conflict, re-read and run fn again.
+		version, err := s.opts.Backend.CompareAndSet(ctx, storeKey(sc, key), next, ver, 0)
+		if errors.Is(err, backend.ErrConflict) && attempt < maxStateRetries {
+			if err := s.refresh(ctx, sp, e); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return s.storeFailed("cas", key, err)
+		}
+		sp.mu.Lock()
+		s.commitLocked(sp, e, next, version, patches)
+		sp.mu.Unlock()
 		return nil
 	}
 }
@@ -268,29 +274,52 @@ func (s *Server) UpdateStateIn(ctx context.Context, sc Scope, key string, fn fun
 // contention from other nodes.
 const maxStateRetries = 64
 
-// refreshLocked re-reads e from the store after a lost compare-and-set.
-// Changes this node has not seen yet reach its clients with the next flush
-// (as one patch from what they hold), so nothing is skipped.
-func (s *Server) refreshLocked(ctx context.Context, e *stateEntry) error {
-	val, ver, err := s.opts.Backend.Get(ctx, storeKey(e.id))
+// storeFailed counts a failed store operation and returns it to the caller
+// as a retryable backend error.
+func (s *Server) storeFailed(op, key string, err error) error {
+	s.backendError(op, err)
+	return &BackendError{Op: op, Key: key, Err: err}
+}
+
+// commitLocked records a value this node stored and sends the change. The
+// scope's mu is held.
+func (s *Server) commitLocked(sp *scope, e *stateEntry, next json.RawMessage, version uint64, patches json.RawMessage) {
+	if version <= e.version {
+		return // a newer version already came from another node; it was sent then
+	}
+	e.value, e.version, e.known = next, version, true
+	e.pending = append(e.pending, patches)
+	s.obs.StateChanged()
+	s.scheduleFlush(sp, e)
+}
+
+// refresh re-reads e from the store after a lost compare-and-set, or before
+// the first update of a key this node has no copy of. A change this node had
+// not seen reaches its clients with the next flush (as one patch from what
+// they hold), so nothing is skipped.
+func (s *Server) refresh(ctx context.Context, sp *scope, e *stateEntry) error {
+	val, ver, err := s.opts.Backend.Get(ctx, storeKey(sp.id, e.key))
 	if errors.Is(err, backend.ErrNotFound) {
 		val, ver, err = nil, 0, nil
 	}
 	if err != nil {
-		s.backendError("get", err)
-		return err
+		return s.storeFailed("get", e.key, err)
 	}
-	if ver < e.version {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if e.known && ver < e.version {
 		return nil
 	}
 	// Fold the unseen change into the pending patches so local clients stay
 	// in step even if its bus message never arrives.
-	if ver > e.version {
+	if e.known && ver > e.version {
 		if p, derr := patch.Diff(e.value, val); derr == nil && string(p) != "[]" {
 			e.pending = append(e.pending, p)
 		}
+	} else if !e.known {
+		e.sent, e.sentVersion, e.snap = val, ver, nil
 	}
-	e.value, e.version = val, ver
+	e.value, e.version, e.known = val, ver, true
 	return nil
 }
 
@@ -334,93 +363,104 @@ func checkStateKey(key string) error {
 	case "__proto__", "constructor", "prototype":
 		return fmt.Errorf("%w: %q", ErrForbiddenKey, key)
 	}
+	if len(key) > maxStateKey {
+		return fmt.Errorf("datasole: state key longer than %d bytes", maxStateKey)
+	}
 	return nil
 }
+
+// maxStateKey bounds state key names.
+const maxStateKey = 1024
 
 // DeleteStateIn removes key from a scope. Its connections receive a
 // snapshot of null with version 0, so a later value starts afresh.
 func (s *Server) DeleteStateIn(ctx context.Context, sc Scope, key string) error {
+	if err := checkStateKey(key); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.syncMu.RLock()
-	defer s.syncMu.RUnlock()
-	e := s.live.entry(stateID{sc, key}, false)
-	if e == nil {
-		return nil
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return s.deleteLocked(ctx, e)
+	sp := s.scopes.acquire(sc)
+	defer s.releaseScope(sp)
+	e := s.entryOf(sp, key)
+	e.update.Lock()
+	defer e.update.Unlock()
+	return s.deleteEntry(ctx, sp, e)
 }
 
-func (s *Server) deleteLocked(ctx context.Context, e *stateEntry) error {
-	if e.value == nil && e.sent == nil {
-		return nil
+// deleteEntry removes e from the store, then from this node, and sends
+// null to the scope's connections and the other nodes. e.update is held.
+func (s *Server) deleteEntry(ctx context.Context, sp *scope, e *stateEntry) error {
+	if err := s.opts.Backend.Delete(ctx, storeKey(sp.id, e.key)); err != nil {
+		return s.storeFailed("delete", e.key, err)
 	}
-	if b := s.opts.Backend; b != nil {
-		if err := b.Delete(ctx, storeKey(e.id)); err != nil {
-			s.backendError("delete", err)
-			return fmt.Errorf("datasole: deleting state %q: %w", e.id.key, err)
-		}
+	if err := s.indexState(ctx, sp.id, e.key, false); err != nil {
+		s.log.Warn("datasole: a deleted state key stays in its scope's index", "key", e.key, "err", err)
 	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil
 	}
-	e.value, e.sent, e.pending = nil, nil, nil
+	had := e.sent != nil || e.value != nil
+	e.value, e.sent, e.pending, e.snap = nil, nil, nil, nil
 	e.version, e.sentVersion = 0, 0
-	s.live.drop(e)
-	payload, _ := marshal(protocol.StateSnapshotBody{Key: e.id.key, Data: json.RawMessage("null")})
-	s.fanoutState(e, protocol.StateSnapshot, payload)
+	if sp.entries[e.key] == e {
+		delete(sp.entries, e.key)
+	}
+	if !had {
+		return nil
+	}
+	msg, _ := protocol.Encode(protocol.StateSnapshot, 0, snapshotPayload(e.key, json.RawMessage("null"), 0))
+	s.sendState(sp, e.key, protocol.StateSnapshot, msg, 0, 0, nil)
 	return nil
 }
 
-// fanoutState sends a state frame to the key's local connections and, with
-// the key's new value and version, to the other nodes. e.mu is held.
-func (s *Server) fanoutState(e *stateEntry, op protocol.Opcode, payload []byte) {
-	msg, err := protocol.Encode(op, 0, payload)
-	if err != nil {
-		s.log.Error("datasole: state frame too large", "key", e.id.key, "err", err)
-		return
+// sendState delivers a state frame to the scope's local connections and
+// hands it, with the key's value and version, to the publisher. The scope's
+// mu is held.
+func (s *Server) sendState(sp *scope, key string, op protocol.Opcode, msg []byte, version, base uint64, value json.RawMessage) {
+	t := sp.id.target()
+	if !sp.evicted {
+		s.deliver(t, op, msg)
 	}
-	t := e.id.scope.target()
-	s.deliver(t, op, msg)
-	s.publish(&busMsg{kind: busState, target: t, op: op, msg: msg, key: e.id.key, version: e.sentVersion, value: e.sent})
+	s.pub.enqueue(&busMsg{kind: busState, target: t, op: op, msg: msg, key: key, version: version, base: base, value: value})
 }
 
-// scheduleFlush sends or schedules the pending patches of e (locked).
-func (s *Server) scheduleFlush(e *stateEntry) {
+// scheduleFlush sends or schedules the pending patches of e. The scope's
+// mu is held.
+func (s *Server) scheduleFlush(sp *scope, e *stateEntry) {
 	switch e.flush.mode {
 	case flushImmediate:
-		s.flushLocked(e)
+		s.flushLocked(sp, e)
 	case flushBatched:
 		if e.flush.maxBatch > 0 && len(e.pending) >= e.flush.maxBatch {
-			s.flushLocked(e)
+			s.flushLocked(sp, e)
 			return
 		}
 		if e.timer == nil {
-			e.timer = time.AfterFunc(e.flush.interval, func() { s.flushEntry(e) })
+			e.timer = time.AfterFunc(e.flush.interval, func() { s.flushEntry(sp, e) })
 		}
 	case flushDebounced:
 		if e.timer != nil {
 			e.timer.Stop()
 		}
-		e.timer = time.AfterFunc(e.flush.interval, func() { s.flushEntry(e) })
+		e.timer = time.AfterFunc(e.flush.interval, func() { s.flushEntry(sp, e) })
 	}
 }
 
-func (s *Server) flushEntry(e *stateEntry) {
-	s.syncMu.RLock()
-	defer s.syncMu.RUnlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	s.flushLocked(e)
+func (s *Server) flushEntry(sp *scope, e *stateEntry) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	s.flushLocked(sp, e)
 }
 
 // flushLocked sends what waits as one STATE_PATCH, or as a snapshot when
-// that is much smaller (or the patches would not fit in a frame).
-func (s *Server) flushLocked(e *stateEntry) {
+// that is much smaller, the patches would not fit in a frame, or clients
+// hold no base to apply them to.
+func (s *Server) flushLocked(sp *scope, e *stateEntry) {
 	if e.timer != nil {
 		e.timer.Stop()
 		e.timer = nil
@@ -431,28 +471,20 @@ func (s *Server) flushLocked(e *stateEntry) {
 	base := e.sentVersion
 	patches := concatPatches(e.pending)
 	e.pending = nil
-	e.sent, e.sentVersion = e.value, e.version
+	e.sent, e.sentVersion, e.snap = e.value, e.version, nil
 	if len(patches) <= len(e.value)+1024 { // else a snapshot is much smaller
-		body := statePatchBody{Key: e.id.key, Patches: patches, Version: e.version}
+		body := protocol.StatePatchBody{Key: e.key, Patches: patches, Version: e.version}
 		if base != e.version-1 {
 			body.Base = &base
 		}
 		if payload, err := marshal(body); err == nil && len(payload) <= protocol.MaxPayload {
-			s.fanoutState(e, protocol.StatePatch, payload)
-			return
+			if msg, err := protocol.Encode(protocol.StatePatch, 0, payload); err == nil {
+				s.sendState(sp, e.key, protocol.StatePatch, msg, e.version, base, e.sent)
+				return
+			}
 		}
 	}
-	s.fanoutState(e, protocol.StateSnapshot, snapshotPayload(e.id.key, e.value, e.version))
-}
-
-// statePatchBody is STATE_PATCH with the extension members version and base
-// (the version the patches apply to, present only when it is not
-// version-1). v1 clients ignore both.
-type statePatchBody struct {
-	Key     string          `json:"key"`
-	Patches json.RawMessage `json:"patches"`
-	Version uint64          `json:"version"`
-	Base    *uint64         `json:"base,omitempty"`
+	s.sendState(sp, e.key, protocol.StateSnapshot, e.snapshotMsg(), e.version, 0, e.sent)
 }
 
 func snapshotPayload(key string, data json.RawMessage, version uint64) []byte {
@@ -481,70 +513,13 @@ func concatPatches(lists []json.RawMessage) json.RawMessage {
 
 // flushAllState sends every pending change (on Close).
 func (s *Server) flushAllState() {
-	for _, e := range s.live.all() {
-		s.flushEntry(e)
-	}
-}
-
-// all returns every entry of every scope.
-func (l *live) all() []*stateEntry {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []*stateEntry
-	for _, byKey := range l.entries {
-		for _, e := range byKey {
-			out = append(out, e)
+	for _, sp := range s.scopes.all() {
+		sp.mu.Lock()
+		for _, e := range sp.entries {
+			s.flushLocked(sp, e)
 		}
+		sp.mu.Unlock()
 	}
-	return out
-}
-
-// snapshotScope queues snapshots of every key of a scope on c (syncMu held
-// exclusively by the caller, so no change can slip between).
-func (s *Server) snapshotScope(c *Conn, sc Scope) {
-	for _, e := range s.live.scopeEntries(sc) {
-		e.mu.Lock()
-		if e.sent != nil {
-			c.sendFrame(protocol.StateSnapshot, 0, snapshotPayload(e.id.key, e.sent, e.sentVersion))
-		}
-		e.mu.Unlock()
-	}
-}
-
-// resync answers the $ds.resync extension: fresh snapshots of the keys a
-// client asks for, among those it may see.
-func (s *Server) resync(c *Conn, keys []string) {
-	scopes := append([]Scope{Global(), ForUser(c.userID)}, tagScopes(c.Tags())...)
-	if s.opts.Backend != nil { // this node may have missed a bus message
-		for _, key := range keys {
-			for _, sc := range scopes {
-				s.refreshFromStore(stateID{sc, key})
-			}
-		}
-	}
-	s.syncMu.RLock()
-	defer s.syncMu.RUnlock()
-	for _, key := range keys {
-		for _, sc := range scopes {
-			e := s.live.entry(stateID{sc, key}, false)
-			if e == nil {
-				continue
-			}
-			e.mu.Lock()
-			if e.sent != nil {
-				c.sendFrame(protocol.StateSnapshot, 0, snapshotPayload(key, e.sent, e.sentVersion))
-			}
-			e.mu.Unlock()
-		}
-	}
-}
-
-func tagScopes(tags []string) []Scope {
-	out := make([]Scope, len(tags))
-	for i, t := range tags {
-		out[i] = ForTag(t)
-	}
-	return out
 }
 
 // ResyncMethod is the extension RPC a client calls after a version gap or a
@@ -552,6 +527,9 @@ func tagScopes(tags []string) []Scope {
 // queues a STATE_SNAPSHOT for each key the connection may see. v1 clients
 // never call it.
 const ResyncMethod = "$ds.resync"
+
+// maxResyncKeys bounds the keys of one resync call.
+const maxResyncKeys = 256
 
 func (s *Server) registerResync() {
 	s.rpcs.Store(ResyncMethod, RPCFunc(func(c *Context, params json.RawMessage) (any, error) {
@@ -561,22 +539,112 @@ func (s *Server) registerResync() {
 		if err := decodeParams(params, &p); err != nil {
 			return nil, &Error{Code: protocol.CodeInvalidParams, Message: "Invalid params"}
 		}
-		if len(p.Keys) > 1024 {
-			p.Keys = p.Keys[:1024]
+		keys := dedupeKeys(p.Keys, maxResyncKeys)
+		if err := s.resync(c, c.conn, keys); err != nil {
+			return nil, err
 		}
-		s.resync(c.conn, p.Keys)
-		return map[string]int{"keys": len(p.Keys)}, nil
+		return map[string]int{"keys": len(keys)}, nil
 	}))
 }
 
-// attach adds a new connection to the hub and queues what it needs to be
-// current: a snapshot of every state key and CRDT it may see.
-func (s *Server) attach(c *Conn) {
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
-	s.hub.add(c)
-	for _, sc := range []Scope{Global(), ForUser(c.userID)} {
-		s.snapshotScope(c, sc)
-		s.crdtSnapshots(c, sc)
+// dedupeKeys drops duplicates and invalid names and keeps at most limit.
+func dedupeKeys(keys []string, limit int) []string {
+	seen := make(map[string]struct{}, min(len(keys), limit))
+	out := make([]string, 0, min(len(keys), limit))
+	for _, k := range keys {
+		if len(out) == limit {
+			break
+		}
+		if _, dup := seen[k]; dup || checkStateKey(k) != nil {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, k)
 	}
+	return out
+}
+
+// resync answers the $ds.resync extension: this node may have missed a bus
+// message, so the keys the connection may see are re-read from the store in
+// one batched read under the call's deadline; changes found are sent to the
+// whole scope, then c gets a fresh snapshot of each key.
+func (s *Server) resync(ctx context.Context, c *Conn, keys []string) error {
+	scopes := c.scopes()
+	ids := make([]string, 0, len(scopes)*len(keys))
+	for _, sc := range scopes {
+		for _, k := range keys {
+			ids = append(ids, storeKey(sc, k))
+		}
+	}
+	found, err := s.getMany(ctx, ids)
+	if err != nil {
+		return s.storeFailed("get", "", err)
+	}
+	i := 0
+	for _, sc := range scopes {
+		sp := s.scopes.get(sc)
+		if sp == nil {
+			i += len(keys)
+			continue
+		}
+		sp.mu.Lock()
+		for _, k := range keys {
+			st := found[i]
+			i++
+			e := sp.entries[k]
+			if st.ok && (e == nil || st.version > e.version) {
+				if e == nil {
+					e = s.newEntryLocked(sp, k)
+				}
+				s.adoptLocked(sp, e, st.value, st.version)
+			}
+			if e != nil && e.sent != nil {
+				if msg := e.snapshotMsg(); msg != nil {
+					c.enqueue(protocol.StateSnapshot, msg)
+				}
+			}
+		}
+		sp.mu.Unlock()
+	}
+	return nil
+}
+
+// adoptLocked makes a value read from the store (or carried by the bus)
+// current and sends it to the scope's connections as a snapshot. The
+// scope's mu is held.
+func (s *Server) adoptLocked(sp *scope, e *stateEntry, value json.RawMessage, version uint64) {
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	e.value, e.version, e.known, e.pending = value, version, true, nil
+	e.sent, e.sentVersion, e.snap = value, version, nil
+	if !sp.evicted {
+		if msg := e.snapshotMsg(); msg != nil {
+			s.deliver(sp.id.target(), protocol.StateSnapshot, msg)
+		}
+	}
+}
+
+// stored is one value read from the store.
+type stored struct {
+	value   json.RawMessage
+	version uint64
+	ok      bool
+}
+
+// getMany reads keys from the store in one round trip when the backend can
+// (backend.BatchGetter), else one by one, all under ctx.
+func (s *Server) getMany(ctx context.Context, keys []string) ([]stored, error) {
+	vals, err := backend.GetMany(ctx, s.opts.Backend, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]stored, len(keys))
+	for i, v := range vals {
+		if v.Version > 0 {
+			out[i] = stored{v.Value, v.Version, true}
+		}
+	}
+	return out, nil
 }

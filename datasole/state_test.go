@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/datasole/datasole-go/datasole"
@@ -248,43 +250,45 @@ func TestStateScopes(t *testing.T) {
 
 func TestSyncChannels(t *testing.T) {
 	ctx := context.Background()
-	count := func(t *testing.T, r *rawConn, d time.Duration) (patches int, last protocol.Frame) {
-		r.ws.SetReadDeadline(time.Now().Add(d))
+	// patchesUntilPong reads every STATE_PATCH queued for r before the PONG
+	// of a PING sent now: frames to one connection keep their order.
+	patchesUntilPong := func(t *testing.T, r *rawConn) (patches []protocol.Frame) {
+		r.sendFrame(protocol.Ping, 77, "null")
 		for {
 			_, msg, err := r.ws.ReadMessage()
 			if err != nil {
-				return
+				t.Fatal(err)
 			}
 			f, _ := protocol.Decode(msg)
-			if f.Opcode == protocol.StatePatch {
-				patches++
-				last = f
-				last.Payload = append([]byte(nil), f.Payload...)
+			switch f.Opcode {
+			case protocol.Pong:
+				return patches
+			case protocol.StatePatch:
+				f.Payload = append([]byte(nil), f.Payload...)
+				patches = append(patches, f)
 			}
 		}
 	}
 	t.Run("batched changes are coalesced into one STATE_PATCH per flush", func(t *testing.T) {
 		ts := startServer(t, datasole.Options{}, func(ds *datasole.Server) {
-			ds.ConfigureState("b", datasole.StateOptions{Flush: datasole.Batched(50*time.Millisecond, 0)})
+			ds.ConfigureState("b", datasole.StateOptions{Flush: datasole.Batched(time.Hour, 10)})
 		})
-		ts.ds.SetState(ctx, "b", []int{})
-		time.Sleep(100 * time.Millisecond) // flushed: a joiner gets v1
 		r := dialRaw(t, ts.url, nil)
-		r.next(protocol.StateSnapshot)
+		eventually(t, "the connection to be attached", func() bool { return ts.ds.ConnectionCount() == 1 })
 		for i := 1; i <= 10; i++ {
 			ts.ds.SetState(ctx, "b", make([]int, i))
 		}
-		n, last := count(t, r, 300*time.Millisecond)
-		if n != 1 {
-			t.Fatalf("%d STATE_PATCH frames, want 1", n)
+		got := patchesUntilPong(t, r)
+		if len(got) != 1 {
+			t.Fatalf("%d STATE_PATCH frames, want 1", len(got))
 		}
 		body := decodeJSON[struct {
 			Patches []any
 			Version uint64
 			Base    *uint64
-		}](t, last.Payload)
-		if len(body.Patches) != 10 || body.Version != 11 || body.Base == nil || *body.Base != 1 {
-			t.Fatalf("flush %s", last.Payload)
+		}](t, got[0].Payload)
+		if len(body.Patches) != 10 || body.Version != 10 || body.Base == nil || *body.Base != 0 {
+			t.Fatalf("flush %s", got[0].Payload)
 		}
 	})
 	t.Run("a batch flushes early when it reaches its size", func(t *testing.T) {
@@ -296,22 +300,64 @@ func TestSyncChannels(t *testing.T) {
 		for i := 1; i <= 10; i++ {
 			ts.ds.SetState(ctx, "b", i)
 		}
-		if n, _ := count(t, r, 200*time.Millisecond); n != 2 {
+		if n := len(patchesUntilPong(t, r)); n != 2 {
 			t.Fatalf("%d flushes, want 2", n)
 		}
 	})
-	t.Run("debounced changes flush once quiet", func(t *testing.T) {
-		ts := startServer(t, datasole.Options{}, func(ds *datasole.Server) {
-			ds.ConfigureState("d", datasole.StateOptions{Flush: datasole.Debounced(60 * time.Millisecond)})
+	// Timing of batches and debounces, on synctest's clock: the sleeps move
+	// it exactly, however busy the machine is. Flushes are counted by the
+	// observer (a push with no connection is still one).
+	flushes := func(t *testing.T, strategy datasole.FlushStrategy, sets func(set func(int))) int {
+		var n atomic.Int32
+		synctest.Test(t, func(t *testing.T) {
+			ds, err := datasole.New(quietOptions(datasole.Options{HeartbeatInterval: -1, Observer: patchCounter{n: &n}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds.ConfigureState("k", datasole.StateOptions{Flush: strategy})
+			if err := ds.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			sets(func(v int) {
+				if err := ds.SetState(ctx, "k", v); err != nil {
+					t.Fatal(err)
+				}
+			})
+			time.Sleep(time.Second)
+			ds.Close(ctx)
 		})
-		r := dialRaw(t, ts.url, nil)
-		eventually(t, "the connection to be attached", func() bool { return ts.ds.ConnectionCount() == 1 })
-		for i := range 5 {
-			ts.ds.SetState(ctx, "d", i)
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n, _ := count(t, r, 300*time.Millisecond); n != 1 {
+		return int(n.Load())
+	}
+	t.Run("debounced changes flush once quiet", func(t *testing.T) {
+		n := flushes(t, datasole.Debounced(60*time.Millisecond), func(set func(int)) {
+			for i := range 5 {
+				set(i)
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+		if n != 1 {
 			t.Fatalf("%d flushes, want 1", n)
+		}
+	})
+	t.Run("a pause longer than the quiet time flushes twice", func(t *testing.T) {
+		n := flushes(t, datasole.Debounced(60*time.Millisecond), func(set func(int)) {
+			set(1)
+			time.Sleep(100 * time.Millisecond)
+			set(2)
+		})
+		if n != 2 {
+			t.Fatalf("%d flushes, want 2", n)
+		}
+	})
+	t.Run("batched changes flush once per interval", func(t *testing.T) {
+		n := flushes(t, datasole.Batched(50*time.Millisecond, 0), func(set func(int)) {
+			for i := range 10 { // 10 changes over 90 ms: two intervals
+				set(i)
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+		if n != 2 {
+			t.Fatalf("%d flushes, want 2", n)
 		}
 	})
 	t.Run("a late joiner during a batch still ends equal", func(t *testing.T) {
@@ -335,4 +381,16 @@ func TestSyncChannels(t *testing.T) {
 		go ts.ds.Close(ctx)
 		r.next(protocol.StatePatch)
 	})
+}
+
+// patchCounter counts STATE_PATCH pushes.
+type patchCounter struct {
+	datasole.NopObserver
+	n *atomic.Int32
+}
+
+func (p patchCounter) Fanout(op protocol.Opcode, _ int) {
+	if op == protocol.StatePatch {
+		p.n.Add(1)
+	}
 }

@@ -36,6 +36,13 @@ type counters struct {
 	crdtOps            atomic.Uint64
 	backendErrors      atomic.Uint64
 	busGaps            atomic.Uint64
+	historyAppends     atomic.Uint64
+	recoveries         atomic.Uint64
+	recoveriesFailed   atomic.Uint64
+	presenceEntries    atomic.Int64
+	exportErrors       atomic.Uint64 // failed Exporter calls (exporter.go)
+
+	started time.Time // when the server was created
 
 	closedBy   *labelset.Set[*atomic.Uint64] // closes by reason
 	closeCodes *labelset.Set[*atomic.Uint64] // closes by code
@@ -49,6 +56,7 @@ const maxLabels = 64
 func newCounters() *counters {
 	mk := func(string) *atomic.Uint64 { return new(atomic.Uint64) }
 	return &counters{
+		started:    time.Now(),
 		closedBy:   labelset.New(maxLabels, mk),
 		closeCodes: labelset.New(maxLabels, mk),
 		rejections: labelset.New(maxLabels, mk),
@@ -114,9 +122,24 @@ func (c *counters) CRDTApplied()         { c.crdtOps.Add(1) }
 func (c *counters) BackendError(string)  { c.backendErrors.Add(1) }
 func (c *counters) BusLag(time.Duration) {}
 func (c *counters) BusGap()              { c.busGaps.Add(1) }
+func (c *counters) HistoryAppended()     { c.historyAppends.Add(1) }
+func (c *counters) Recovered(ok bool) {
+	if ok {
+		c.recoveries.Add(1)
+	} else {
+		c.recoveriesFailed.Add(1)
+	}
+}
+func (c *counters) PresenceChanged(d int) { c.presenceEntries.Add(int64(d)) }
 
 // Snapshot is a point-in-time copy of the server's counters, ready for JSON.
+// Counters count since the server was created and only grow; Connections
+// and UptimeMillis are levels. Metrics lists the numbers by name for
+// exporters.
 type Snapshot struct {
+	Node               string            `json:"node"`         // the server's NodeID
+	StartedAt          time.Time         `json:"startedAt"`    // when the server was created (New)
+	UptimeMillis       int64             `json:"uptimeMillis"` // milliseconds since StartedAt, at At
 	Connections        int               `json:"connections"`
 	ConnectionsOpened  uint64            `json:"connectionsOpened"`
 	ConnectionsClosed  uint64            `json:"connectionsClosed"`
@@ -138,18 +161,27 @@ type Snapshot struct {
 	StatePatches       uint64            `json:"statePatches"`       // STATE_PATCH frames fanned out
 	CRDTOps            uint64            `json:"crdtOps"`            // CRDT operations applied
 	BackendErrors      uint64            `json:"backendErrors"`
-	RateLimited        uint64            `json:"rateLimited"` // frames refused by the rate limiter
-	BusGaps            uint64            `json:"busGaps"`     // times the bus may have lost messages
-	Closes             map[string]uint64 `json:"closes"`      // connections ended, by reason
-	CloseCodes         map[string]uint64 `json:"closeCodes"`  // connections ended, by close code
-	Rejections         map[string]uint64 `json:"rejections"`  // refused upgrades, by reason
+	RateLimited        uint64            `json:"rateLimited"`      // frames refused by the rate limiter
+	BusGaps            uint64            `json:"busGaps"`          // times the bus may have lost messages
+	HistoryAppends     uint64            `json:"historyAppends"`   // events stored in kept targets' histories
+	Recoveries         uint64            `json:"recoveries"`       // streams recovered for reconnecting clients
+	RecoveriesFailed   uint64            `json:"recoveriesFailed"` // streams that could not be (window passed, epoch changed)
+	PresenceEntries    int64             `json:"presenceEntries"`  // presence entries of this node's connections
+	ExportErrors       uint64            `json:"exportErrors"`     // failed Exporter calls (ExportEvery)
+	Closes             map[string]uint64 `json:"closes"`           // connections ended, by reason
+	CloseCodes         map[string]uint64 `json:"closeCodes"`       // connections ended, by close code
+	Rejections         map[string]uint64 `json:"rejections"`       // refused upgrades, by reason
 	At                 time.Time         `json:"at"`
 }
 
 // Snapshot returns the current counters.
 func (s *Server) Snapshot() Snapshot {
 	c := s.counters
+	now := time.Now()
 	return Snapshot{
+		Node:               s.nodeID,
+		StartedAt:          c.started,
+		UptimeMillis:       now.Sub(c.started).Milliseconds(),
 		Connections:        s.hub.count(),
 		ConnectionsOpened:  c.connectionsOpened.Load(),
 		ConnectionsClosed:  c.connectionsClosed.Load(),
@@ -173,10 +205,15 @@ func (s *Server) Snapshot() Snapshot {
 		BackendErrors:      c.backendErrors.Load(),
 		RateLimited:        c.rateLimited.Load(),
 		BusGaps:            c.busGaps.Load(),
+		HistoryAppends:     c.historyAppends.Load(),
+		Recoveries:         c.recoveries.Load(),
+		RecoveriesFailed:   c.recoveriesFailed.Load(),
+		PresenceEntries:    c.presenceEntries.Load(),
+		ExportErrors:       c.exportErrors.Load(),
 		Closes:             loadAll(c.closedBy),
 		CloseCodes:         loadAll(c.closeCodes),
 		Rejections:         loadAll(c.rejections),
-		At:                 time.Now(),
+		At:                 now,
 	}
 }
 

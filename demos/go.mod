@@ -3,14 +3,14 @@ module github.com/datasole/datasole-go/demos
 go 1.26.0
 
 require (
-	github.com/datasole/datasole-go/adapters/echo v0.0.0
-	github.com/datasole/datasole-go/adapters/fiber v0.0.0
-	github.com/datasole/datasole-go/adapters/gin v0.0.0
-	github.com/datasole/datasole-go/adapters/stdlib v0.0.0
-	github.com/datasole/datasole-go/datasole v0.0.0
-	github.com/datasole/datasole-go/datasole/backend/postgres v0.0.0
-	github.com/datasole/datasole-go/datasole/backend/redis v0.0.0
-	github.com/datasole/datasole-go/metrics/prometheus v0.0.0
+	github.com/datasole/datasole-go/adapters/echo v0.1.0
+	github.com/datasole/datasole-go/adapters/fiber v0.1.0
+	github.com/datasole/datasole-go/adapters/gin v0.1.0
+	github.com/datasole/datasole-go/adapters/stdlib v0.1.0
+	github.com/datasole/datasole-go/datasole v0.1.0
+	github.com/datasole/datasole-go/datasole/backend/postgres v0.1.0
+	github.com/datasole/datasole-go/datasole/backend/redis v0.1.0
+	github.com/datasole/datasole-go/metrics/prometheus v0.1.0
 	github.com/gin-gonic/gin v1.12.0
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/gorilla/websocket v1.5.3

@@ -2,7 +2,7 @@ module github.com/datasole/datasole-go/adapters/adaptertest
 
 go 1.26
 
-require github.com/datasole/datasole-go/datasole v0.0.0
+require github.com/datasole/datasole-go/datasole v0.1.0
 
 require (
 	github.com/gorilla/websocket v1.5.3 // indirect
@@ -11,7 +11,6 @@ require (
 	github.com/tidwall/pretty v1.2.1 // indirect
 	github.com/tidwall/sjson v1.2.5 // indirect
 	github.com/wI2L/jsondiff v0.7.1 // indirect
-	go.uber.org/goleak v1.3.0
 )
 
 replace github.com/datasole/datasole-go/datasole => ../../datasole

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/datasole/datasole-go/adapters/adaptertest"
 	dsecho "github.com/datasole/datasole-go/adapters/echo"
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/adaptertest"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -53,11 +53,13 @@ func newApp() *echo.Echo {
 // documentation recommends.
 func commonMiddleware(ds *datasole.Server) []echo.MiddlewareFunc {
 	return []echo.MiddlewareFunc{
+		//lint:ignore SA1019 users still run the deprecated Logger in front of the mount
 		middleware.LoggerWithConfig(middleware.LoggerConfig{Output: io.Discard}),
 		middleware.Recover(),
 		middleware.CORSWithConfig(middleware.CORSConfig{AllowOrigins: []string{"https://app.example"}}),
 		middleware.Gzip(),
 		middleware.ContextTimeout(10 * time.Second),
+		//lint:ignore SA1019 users still run the deprecated Timeout; the adapter documents Skip(ds) for it
 		middleware.TimeoutWithConfig(middleware.TimeoutConfig{Skipper: dsecho.Skip(ds), Timeout: 10 * time.Second}),
 	}
 }

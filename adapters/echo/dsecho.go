@@ -9,14 +9,26 @@
 // The middleware serves the datasole path (the WebSocket upgrade at /__ds and
 // the browser runtime below it) and calls the next handler for every other
 // request. Register it with e.Use: Echo runs e.Use middleware for requests no
-// route matches too, so the datasole path needs no route of its own. It must
-// not go on a group (g.Use), which only runs for the group's routes.
+// route matches too, so the datasole path needs no route of its own.
+//
+// Route-style, it goes on a group whose prefix is the server's Options.Path;
+// Echo routes the prefix and everything below it through the group's
+// middleware, so middleware given to the group (auth, say) runs for datasole
+// requests only:
+//
+//	ds, err := datasole.New(datasole.Options{Path: "/ws"})
+//	…
+//	e.Group("/ws", requireLogin, dsecho.Mount(ds))
+//
+// A group whose prefix does not cover the datasole path never sees it.
 //
 // Identity: when the app authenticates with its own Echo middleware
 // (echo-jwt, a session middleware), register that first and give
 // Config.Principal a function that turns what it stored into a
 // *datasole.Principal; PrincipalFromJWT does this for echo-jwt's "user" key.
 // Without a principal from the app, the server's Options.Auth decides.
+//
+// Mount takes no configuration; MountWithConfig takes one Config.
 //
 // Middleware order: Logger, Recover, CORS, Gzip and ContextTimeout may run
 // before Mount; Gzip compresses the runtime assets (clients see the same

@@ -15,6 +15,7 @@ import (
 
 	dsecho "github.com/datasole/datasole-go/adapters/echo"
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/adaptertest"
 	"github.com/datasole/datasole-go/datasole/client"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -32,10 +33,12 @@ func newDS(t *testing.T) *datasole.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil }); err != nil {
+		t.Fatal(err)
+	}
 	if err := ds.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -115,6 +118,59 @@ func TestMountNeedsNoRoute(t *testing.T) {
 	}
 }
 
+func TestMountOnGroup(t *testing.T) {
+	// Route-style: a group on the server's path whose own middleware
+	// authenticates; Echo routes the group's prefix and everything below it
+	// through the group's middleware.
+	ds, err := datasole.New(datasole.Options{Logger: quiet, Path: "/ws", Auth: func(*http.Request) (*datasole.Principal, error) {
+		return nil, datasole.ErrNoCredentials // only the group's middleware admits
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.HandleRPC("whoami", func(c *datasole.Context, _ json.RawMessage) (any, error) { return c.UserID(), nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ds.Close(context.Background()) })
+	e := newApp()
+	login := func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if user := c.Request().Header.Get("X-User"); user != "" {
+				c.Set("user", user)
+			}
+			return next(c)
+		}
+	}
+	e.Group("/ws", login, dsecho.MountWithConfig(ds, dsecho.Config{
+		Principal: dsecho.PrincipalFromJWT(func(user string) *datasole.Principal { return &datasole.Principal{UserID: user} }),
+	}))
+	url := serve(t, e)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{Path: "/ws", NoReconnect: true, Logger: quiet, Header: http.Header{"X-User": {"alice"}}})
+	if err != nil {
+		t.Fatalf("upgrade on the group: %v", err)
+	}
+	defer c.Close()
+	var who string
+	if err := c.Call(ctx, "whoami", nil, &who); err != nil || who != "alice" {
+		t.Fatalf("whoami = %q, %v; want alice from the group's middleware", who, err)
+	}
+	want, _ := datasole.Asset("datasole.iife.min.js")
+	resp, body := rawGet(t, url+"/ws/datasole.iife.min.js", http.Header{})
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want.Body) {
+		t.Fatalf("asset: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, body = rawGet(t, url+adaptertest.AppRoute, http.Header{})
+	if resp.StatusCode != http.StatusOK || string(body) != adaptertest.AppBody {
+		t.Fatalf("the app's route: %d %q", resp.StatusCode, body)
+	}
+}
+
 func TestCoexistence(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -122,6 +178,7 @@ func TestCoexistence(t *testing.T) {
 		fail int // the status the upgrade is refused with; 0: it succeeds
 	}{
 		{"Logger in front", func(*datasole.Server) echo.MiddlewareFunc {
+			//lint:ignore SA1019 users still run the deprecated Logger in front of the mount
 			return middleware.LoggerWithConfig(middleware.LoggerConfig{Output: io.Discard})
 		}, 0},
 		{"Recover in front", func(*datasole.Server) echo.MiddlewareFunc { return middleware.Recover() }, 0},
@@ -131,11 +188,13 @@ func TestCoexistence(t *testing.T) {
 			return middleware.ContextTimeout(time.Second)
 		}, 0},
 		{"Timeout in front with Skip as its Skipper", func(ds *datasole.Server) echo.MiddlewareFunc {
+			//lint:ignore SA1019 users still run the deprecated Timeout; the adapter documents Skip(ds) for it
 			return middleware.TimeoutWithConfig(middleware.TimeoutConfig{Skipper: dsecho.Skip(ds), Timeout: time.Second})
 		}, 0},
 		// http.TimeoutHandler's writer cannot be hijacked: this is why the
 		// documentation says to skip it for the datasole path.
 		{"Timeout in front without a Skipper breaks the upgrade", func(*datasole.Server) echo.MiddlewareFunc {
+			//lint:ignore SA1019 users still run the deprecated Timeout; the adapter documents Skip(ds) for it
 			return middleware.TimeoutWithConfig(middleware.TimeoutConfig{Timeout: time.Second})
 		}, http.StatusInternalServerError},
 	} {

@@ -52,6 +52,7 @@ func ExampleMountWithConfig() {
 
 	type user struct{ name string }
 	e := echo.New()
+	//lint:ignore SA1019 users still run the deprecated Timeout; the adapter documents Skip(ds) for it
 	e.Use(middleware.TimeoutWithConfig(middleware.TimeoutConfig{Skipper: dsecho.Skip(ds), Timeout: 30 * time.Second}))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc { // stands in for echojwt.WithConfig(…)
 		return func(c echo.Context) error {
@@ -78,4 +79,25 @@ func ExampleMountWithConfig() {
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode)
 	// Output: 200
+}
+
+// Route-style: a group on the server's path, whose middleware runs only for
+// datasole requests.
+func ExampleMount_group() {
+	ds, err := datasole.New(datasole.Options{Path: "/ws"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := ds.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	defer ds.Close(context.Background())
+
+	e := echo.New()
+	e.Group("/ws", middleware.Recover(), dsecho.Mount(ds))
+
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ws/datasole.iife.min.js", nil))
+	fmt.Println(rec.Code, rec.Header().Get("Content-Type"))
+	// Output: 200 application/javascript; charset=utf-8
 }

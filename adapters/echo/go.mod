@@ -3,7 +3,7 @@ module github.com/datasole/datasole-go/adapters/echo
 go 1.26
 
 require (
-	github.com/datasole/datasole-go/datasole v0.0.0
+	github.com/datasole/datasole-go/datasole v0.1.0
 	go.uber.org/goleak v1.3.0
 )
 
@@ -18,7 +18,6 @@ require (
 )
 
 require (
-	github.com/datasole/datasole-go/adapters/adaptertest v0.0.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/labstack/gommon v0.5.0 // indirect
 	github.com/mattn/go-colorable v0.1.15 // indirect
@@ -32,5 +31,3 @@ require (
 )
 
 replace github.com/datasole/datasole-go/datasole => ../../datasole
-
-replace github.com/datasole/datasole-go/adapters/adaptertest => ../adaptertest

@@ -3,8 +3,8 @@ module github.com/datasole/datasole-go/adapters/fiber
 go 1.26.0
 
 require (
-	github.com/datasole/datasole-go/adapters/adaptertest v0.0.0
-	github.com/datasole/datasole-go/datasole v0.0.0
+	github.com/datasole/datasole-go/adapters/adaptertest v0.1.0
+	github.com/datasole/datasole-go/datasole v0.1.0
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/gorilla/websocket v1.5.3
 	github.com/valyala/fasthttp v1.52.0

@@ -18,6 +18,18 @@
 // (gin.Logger, gin.Recovery, CORS, gzip, auth) may come before it.
 // Middleware that buffers the response or hides the connection (timeouts)
 // must come after it, where it never runs for datasole requests.
+//
+// The same handler also mounts as routes, for example in a group whose
+// middleware authenticates; the routes must be the server's Options.Path
+// and everything below it:
+//
+//	ds, err := datasole.New(datasole.Options{Path: "/ws"})
+//	…
+//	api := r.Group("/", requireLogin)
+//	api.GET("/ws", dsgin.Mount(ds))        // the WebSocket
+//	api.GET("/ws/*asset", dsgin.Mount(ds)) // the browser runtime
+//
+// Mount takes no configuration; New takes one Config.
 package dsgin
 
 import (
@@ -60,23 +72,24 @@ func PrincipalFromKey(key string) func(c *gin.Context) *datasole.Principal {
 }
 
 // Mount returns gin middleware that serves the datasole path with ds,
-// aborting the chain, and passes every other request on with c.Next. Only
-// the first Config is used.
-func Mount(ds *datasole.Server, cfg ...Config) gin.HandlerFunc {
-	var o Config
-	if len(cfg) > 0 {
-		o = cfg[0]
-	}
+// aborting the chain, and passes every other request on with c.Next. It is
+// New with the zero Config.
+func Mount(ds *datasole.Server) gin.HandlerFunc {
+	return New(ds, Config{})
+}
+
+// New returns the middleware of Mount configured by cfg.
+func New(ds *datasole.Server, cfg Config) gin.HandlerFunc {
 	h := ds.Handler()
 	return func(c *gin.Context) {
-		if !ds.Match(c.Request) || (o.Skip != nil && o.Skip(c)) {
+		if !ds.Match(c.Request) || (cfg.Skip != nil && cfg.Skip(c)) {
 			c.Next()
 			return
 		}
 		c.Abort()
 		r := c.Request
-		if o.Principal != nil {
-			if p := o.Principal(c); p != nil {
+		if cfg.Principal != nil {
+			if p := cfg.Principal(c); p != nil {
 				r = r.WithContext(datasole.WithPrincipal(r.Context(), p))
 			}
 		}

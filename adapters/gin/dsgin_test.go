@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/datasole/datasole-go/adapters/adaptertest"
 	dsgin "github.com/datasole/datasole-go/adapters/gin"
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/adaptertest"
 	"github.com/datasole/datasole-go/datasole/client"
 	"github.com/gin-contrib/cors"
 	ginzip "github.com/gin-contrib/gzip"
@@ -70,7 +70,7 @@ var harness = adaptertest.Harness{
 				ginzip.Gzip(ginzip.DefaultCompression),
 			)
 		}
-		r.Use(auth, dsgin.Mount(ds, config))
+		r.Use(auth, dsgin.New(ds, config))
 		app(r)
 		return serve(tb, r)
 	},
@@ -133,8 +133,11 @@ func call(t *testing.T, c *client.Client) {
 	}
 }
 
-func handleEcho(ds *datasole.Server) {
-	ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
+func handleEcho(t *testing.T, ds *datasole.Server) {
+	t.Helper()
+	if err := ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil }); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // syncBuffer collects a logger's output written from server goroutines.
@@ -185,7 +188,7 @@ func TestMountWithoutRoutes(t *testing.T) {
 	for _, s := range setups {
 		t.Run(s.name, func(t *testing.T) {
 			ds := newServer(t, datasole.Options{})
-			handleEcho(ds)
+			handleEcho(t, ds)
 			url := serve(t, s.build(ds))
 			resp, err := http.Get(url + "/__ds/datasole.iife.min.js")
 			if err != nil {
@@ -206,10 +209,62 @@ func TestMountWithoutRoutes(t *testing.T) {
 	}
 }
 
+func TestMountAsRoutes(t *testing.T) {
+	// Route-style: the mount as the handler of the server's path and of
+	// everything below it, in a group whose middleware authenticates.
+	ds := newServer(t, datasole.Options{Path: "/ws", Auth: func(*http.Request) (*datasole.Principal, error) {
+		return nil, datasole.ErrNoCredentials // only the group's middleware admits
+	}})
+	if err := ds.HandleRPC("whoami", func(c *datasole.Context, _ json.RawMessage) (any, error) {
+		return c.UserID(), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	r.GET("/api/hello", func(c *gin.Context) { c.String(http.StatusOK, "hello") })
+	api := r.Group("/", func(c *gin.Context) {
+		if user := c.GetHeader("X-User"); user != "" {
+			c.Set("principal", &datasole.Principal{UserID: user})
+		}
+		c.Next()
+	})
+	mount := dsgin.New(ds, dsgin.Config{Principal: dsgin.PrincipalFromKey("principal")})
+	api.GET("/ws", mount)
+	api.GET("/ws/*asset", mount)
+	url := serve(t, r)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, url, client.Options{Path: "/ws", NoReconnect: true, Logger: quiet, Header: http.Header{"X-User": {"alice"}}})
+	if err != nil {
+		t.Fatalf("upgrade on the route: %v", err)
+	}
+	defer c.Close()
+	var who string
+	if err := c.Call(ctx, "whoami", nil, &who); err != nil || who != "alice" {
+		t.Fatalf("whoami = %q, %v; want alice from the group's middleware", who, err)
+	}
+	want, _ := datasole.Asset("datasole.iife.min.js")
+	for path, status := range map[string]int{"/ws/datasole.iife.min.js": http.StatusOK, "/api/hello": http.StatusOK, "/__ds": http.StatusNotFound} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, status)
+		}
+		if path == "/ws/datasole.iife.min.js" && !bytes.Equal(body, want.Body) {
+			t.Errorf("GET %s: not the runtime asset (%d bytes)", path, len(body))
+		}
+	}
+}
+
 func TestMiddlewareCoexistence(t *testing.T) {
 	t.Run("gin.Logger logs the upgrade as 101 and the asset as 200", func(t *testing.T) {
 		ds := newServer(t, datasole.Options{})
-		handleEcho(ds)
+		handleEcho(t, ds)
 		var log syncBuffer
 		r := gin.New()
 		r.Use(gin.LoggerWithConfig(gin.LoggerConfig{Output: &log, Formatter: func(p gin.LogFormatterParams) string {
@@ -268,7 +323,7 @@ func TestMiddlewareCoexistence(t *testing.T) {
 
 	t.Run("gin-contrib/gzip in front compresses the asset and leaves the upgrade alone", func(t *testing.T) {
 		ds := newServer(t, datasole.Options{})
-		handleEcho(ds)
+		handleEcho(t, ds)
 		r := gin.New()
 		r.Use(ginzip.Gzip(ginzip.DefaultCompression), dsgin.Mount(ds))
 		url := serve(t, r)
@@ -302,7 +357,7 @@ func TestMiddlewareCoexistence(t *testing.T) {
 func TestSkip(t *testing.T) {
 	ds := newServer(t, datasole.Options{})
 	r := gin.New()
-	r.Use(dsgin.Mount(ds, dsgin.Config{Skip: func(c *gin.Context) bool { return c.Query("raw") != "" }}))
+	r.Use(dsgin.New(ds, dsgin.Config{Skip: func(c *gin.Context) bool { return c.Query("raw") != "" }}))
 	r.GET("/__ds/datasole.iife.min.js", func(c *gin.Context) { c.String(http.StatusOK, "the app's own copy") })
 	tests := []struct {
 		name, path, want string
@@ -345,16 +400,18 @@ func TestPrincipalFromKey(t *testing.T) {
 				return nil, datasole.ErrNoCredentials
 			}})
 			got := make(chan string, 1)
-			ds.HandleRPC("whoami", func(c *datasole.Context, _ json.RawMessage) (any, error) {
+			if err := ds.HandleRPC("whoami", func(c *datasole.Context, _ json.RawMessage) (any, error) {
 				got <- c.UserID()
 				return nil, nil
-			})
+			}); err != nil {
+				t.Fatal(err)
+			}
 			r := gin.New()
 			r.Use(func(c *gin.Context) {
 				if tt.v != nil {
 					c.Set(gin.AuthUserKey, tt.v)
 				}
-			}, dsgin.Mount(ds, dsgin.Config{Principal: dsgin.PrincipalFromKey(gin.AuthUserKey)}))
+			}, dsgin.New(ds, dsgin.Config{Principal: dsgin.PrincipalFromKey(gin.AuthUserKey)}))
 			c, err := dial(t, serve(t, r), nil)
 			if !tt.admit {
 				var de *client.DialError

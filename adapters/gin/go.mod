@@ -2,7 +2,7 @@ module github.com/datasole/datasole-go/adapters/gin
 
 go 1.26
 
-require github.com/datasole/datasole-go/datasole v0.0.0
+require github.com/datasole/datasole-go/datasole v0.1.0
 
 require (
 	github.com/gorilla/websocket v1.5.3 // indirect
@@ -18,7 +18,6 @@ require (
 	github.com/bytedance/sonic v1.15.0 // indirect
 	github.com/bytedance/sonic/loader v0.5.0 // indirect
 	github.com/cloudwego/base64x v0.1.6 // indirect
-	github.com/datasole/datasole-go/adapters/adaptertest v0.0.0
 	github.com/gabriel-vasile/mimetype v1.4.12 // indirect
 	github.com/gin-contrib/cors v1.7.7
 	github.com/gin-contrib/gzip v1.2.5
@@ -51,5 +50,3 @@ require (
 )
 
 replace github.com/datasole/datasole-go/datasole => ../../datasole
-
-replace github.com/datasole/datasole-go/adapters/adaptertest => ../adaptertest

@@ -2,12 +2,12 @@ module github.com/datasole/datasole-go/adapters/stdlib
 
 go 1.26
 
-require github.com/datasole/datasole-go/datasole v0.0.0
+require github.com/datasole/datasole-go/datasole v0.1.0
 
 require github.com/gorilla/websocket v1.5.3 // indirect
 
 require (
-	github.com/datasole/datasole-go/adapters/adaptertest v0.0.0
+	github.com/datasole/datasole-go/adapters/adaptertest v0.1.0
 	github.com/tidwall/gjson v1.18.0 // indirect
 	github.com/tidwall/match v1.1.1 // indirect
 	github.com/tidwall/pretty v1.2.1 // indirect

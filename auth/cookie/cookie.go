@@ -1,10 +1,13 @@
 package dscookie
 
 import (
+	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +64,16 @@ type Options struct {
 	// Logger receives the reason for each rejected cookie at debug level.
 	// Cookie values are never logged. Default: discard.
 	Logger *slog.Logger
+	// Lookup, when set, makes the cookie carry a session id instead of the
+	// principal: issue it with IssueID or EncodeID, and every upgrade asks
+	// Lookup for the session's current principal, so roles can change and
+	// sessions can be revoked before the cookie expires. Return an error
+	// wrapping datasole.ErrUnauthorized (ErrSessionNotFound) for an unknown,
+	// expired or revoked session (401), any other error for a failure (500).
+	// Store.Lookup is a ready-made one over a backend. Default nil: the
+	// cookie carries the principal, and cookies carrying a session id are
+	// refused (and the other way round).
+	Lookup func(ctx context.Context, sessionID string) (*datasole.Principal, error)
 }
 
 // Session issues, clears and verifies the session cookie. It is safe for
@@ -74,22 +87,24 @@ type Session struct {
 	sameSite http.SameSite
 	secure   bool
 	log      *slog.Logger
+	lookup   func(ctx context.Context, sessionID string) (*datasole.Principal, error)
 }
 
 // payload is what the cookie carries. JSON keeps it readable by other
 // languages and avoids gob's type registration; metadata numbers therefore
 // come back as float64.
 type payload struct {
-	UserID   string         `json:"u"`
-	Roles    []string       `json:"r,omitempty"`
-	Metadata map[string]any `json:"m,omitempty"`
+	UserID    string         `json:"u,omitempty"`
+	Roles     []string       `json:"r,omitempty"`
+	Metadata  map[string]any `json:"m,omitempty"`
+	SessionID string         `json:"s,omitempty"` // with Options.Lookup, instead of the above
 }
 
 // NewSession validates o and returns a Session.
 func NewSession(o Options) (*Session, error) {
 	s := &Session{
 		name: o.Name, maxAge: o.MaxAge, path: o.Path, domain: o.Domain,
-		sameSite: o.SameSite, secure: !o.Insecure, log: o.Logger,
+		sameSite: o.SameSite, secure: !o.Insecure, log: o.Logger, lookup: o.Lookup,
 	}
 	if s.name == "" {
 		s.name = DefaultName
@@ -159,7 +174,10 @@ func New(o Options) (datasole.AuthHandler, error) {
 	return s.Authenticate, nil
 }
 
-// Authenticate is the [datasole.AuthHandler] of s.
+// Authenticate is the [datasole.AuthHandler] of s. The principal's
+// ExpiresAt is when the cookie stops being accepted (its signed timestamp
+// plus MaxAge) or, with Options.Lookup, the session's own expiry if that
+// comes first; the server closes the connection then.
 func (s *Session) Authenticate(r *http.Request) (*datasole.Principal, error) {
 	c, err := r.Cookie(s.name)
 	if err != nil || c.Value == "" {
@@ -169,10 +187,74 @@ func (s *Session) Authenticate(r *http.Request) (*datasole.Principal, error) {
 	if err := securecookie.DecodeMulti(s.name, c.Value, &p, s.codecs...); err != nil {
 		return nil, s.reject(r, err)
 	}
-	if p.UserID == "" {
-		return nil, s.reject(r, errors.New("cookie carries no user id"))
+	expires, ok := s.expiry(c.Value)
+	if !ok {
+		return nil, s.reject(r, errors.New("cookie timestamp unreadable"))
 	}
-	return &datasole.Principal{UserID: p.UserID, Roles: p.Roles, Metadata: p.Metadata}, nil
+	if s.lookup == nil {
+		if p.UserID == "" {
+			return nil, s.reject(r, errors.New("cookie carries no user id"))
+		}
+		return &datasole.Principal{UserID: p.UserID, Roles: p.Roles, Metadata: p.Metadata, ExpiresAt: expires}, nil
+	}
+	if p.SessionID == "" {
+		return nil, s.reject(r, errors.New("cookie carries no session id"))
+	}
+	pr, err := s.lookup(r.Context(), p.SessionID)
+	switch {
+	case errors.Is(err, datasole.ErrUnauthorized):
+		return nil, s.reject(r, err)
+	case err != nil:
+		return nil, fmt.Errorf("dscookie: looking up the session: %w", err)
+	case pr == nil || pr.UserID == "":
+		return nil, s.reject(r, errors.New("session has no user id"))
+	}
+	out := *pr
+	if out.ExpiresAt.IsZero() || expires.Before(out.ExpiresAt) {
+		out.ExpiresAt = expires
+	}
+	return &out, nil
+}
+
+// SessionID returns the session id carried by r's cookie, e.g. for a logout
+// handler that revokes it. It fails with ErrInvalidCookie for a missing,
+// invalid or expired cookie, or one that carries a principal instead.
+func (s *Session) SessionID(r *http.Request) (string, error) {
+	c, err := r.Cookie(s.name)
+	if err != nil || c.Value == "" {
+		return "", ErrInvalidCookie
+	}
+	var p payload
+	if err := securecookie.DecodeMulti(s.name, c.Value, &p, s.codecs...); err != nil || p.SessionID == "" {
+		return "", ErrInvalidCookie
+	}
+	return p.SessionID, nil
+}
+
+// expiry is the first instant at which a verified cookie value is refused:
+// securecookie admits it while now (in whole seconds) is at most its signed
+// timestamp plus MaxAge.
+func (s *Session) expiry(value string) (time.Time, bool) {
+	ts, ok := cookieTimestamp(value)
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(ts+int64(s.maxAge/time.Second)+1, 0), true
+}
+
+// cookieTimestamp reads the signed timestamp of a securecookie value:
+// base64url("date|value|mac").
+func cookieTimestamp(value string) (int64, bool) {
+	b, err := base64.URLEncoding.DecodeString(value)
+	if err != nil {
+		return 0, false
+	}
+	date, _, ok := strings.Cut(string(b), "|")
+	if !ok {
+		return 0, false
+	}
+	ts, err := strconv.ParseInt(date, 10, 64)
+	return ts, err == nil && ts > 0
 }
 
 func (s *Session) reject(r *http.Request, reason error) error {
@@ -182,20 +264,52 @@ func (s *Session) reject(r *http.Request, reason error) error {
 
 // Encode returns the cookie name and the signed value carrying p, for
 // frameworks that set cookies their own way (fiber: see the package doc). The
-// cookie attributes must match Options for the browser to send it back.
+// cookie attributes must match Options for the browser to send it back. With
+// Options.Lookup, use EncodeID.
 func (s *Session) Encode(p *datasole.Principal) (name, value string, err error) {
+	if s.lookup != nil {
+		return "", "", errors.New("dscookie: with Options.Lookup the cookie carries a session id: use EncodeID")
+	}
 	if p == nil || p.UserID == "" {
 		return "", "", errors.New("dscookie: a session needs a principal with a user id")
 	}
-	value, err = securecookie.EncodeMulti(s.name, payload{p.UserID, p.Roles, p.Metadata}, s.codecs[0])
+	return s.encode(payload{UserID: p.UserID, Roles: p.Roles, Metadata: p.Metadata})
+}
+
+// EncodeID returns the cookie name and the signed value carrying a session
+// id, with Options.Lookup.
+func (s *Session) EncodeID(sessionID string) (name, value string, err error) {
+	if s.lookup == nil {
+		return "", "", errors.New("dscookie: a session id cookie needs Options.Lookup")
+	}
+	if sessionID == "" {
+		return "", "", errors.New("dscookie: empty session id")
+	}
+	return s.encode(payload{SessionID: sessionID})
+}
+
+func (s *Session) encode(p payload) (name, value string, err error) {
+	value, err = securecookie.EncodeMulti(s.name, p, s.codecs[0])
 	if err != nil {
 		return "", "", fmt.Errorf("dscookie: encoding session: %w", err)
 	}
 	return s.name, value, nil
 }
 
+// IssueID sets the session cookie carrying sessionID on w, with
+// Options.Lookup; Store.Create makes the id.
+func (s *Session) IssueID(w http.ResponseWriter, sessionID string) error {
+	_, value, err := s.EncodeID(sessionID)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, s.cookie(value, int(s.maxAge/time.Second)))
+	return nil
+}
+
 // Issue sets the session cookie for p on w, typically from a login handler.
-// It fails when p has no user id or the encoded cookie exceeds 4096 bytes.
+// It fails when p has no user id, the encoded cookie exceeds 4096 bytes, or
+// Options.Lookup is set (then use IssueID).
 func (s *Session) Issue(w http.ResponseWriter, p *datasole.Principal) error {
 	_, value, err := s.Encode(p)
 	if err != nil {

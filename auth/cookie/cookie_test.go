@@ -96,6 +96,10 @@ func TestIssueThenAuthenticate(t *testing.T) {
 			s := mustSession(t, Options{Keys: []Key{key(1, encrypted)}})
 			c := issued(t, s, p)
 			got := authtest.OK(t, s.Authenticate, withCookie(c.Name, c.Value))
+			if got.ExpiresAt.IsZero() {
+				t.Fatal("principal has no ExpiresAt")
+			}
+			got.ExpiresAt = time.Time{}
 			if !reflect.DeepEqual(got, p) {
 				t.Fatalf("principal = %+v, want %+v", got, p)
 			}

@@ -8,6 +8,27 @@
 // [Options.Keys] lists the current key first and previous keys after it;
 // cookies signed with any of them are accepted, new ones use the first.
 //
+// The principal's ExpiresAt is when the cookie stops being accepted (its
+// signed timestamp plus MaxAge): the server closes the connection then, with
+// close code 4001, so a connection never outlives its cookie.
+//
+// # Sessions in a store
+//
+// A cookie that carries the principal cannot be revoked, and its roles
+// cannot change, until it expires. With [Options.Lookup] the cookie carries
+// only a session id, and every upgrade reads the principal from the app's
+// store. [Store] is a ready-made store over a datasole backend (so every node
+// sees the same sessions) with revocation: [Store.Revoke] deletes the
+// session, so its cookie is refused (401), and closes its open connections
+// with close code 4003 on every node.
+//
+//	store, _ := dscookie.NewStore(dscookie.StoreOptions{Backend: b, TTL: 12 * time.Hour})
+//	sess, _ := dscookie.NewSession(dscookie.Options{Keys: keys, MaxAge: 12 * time.Hour, Lookup: store.Lookup})
+//	ds, _ := datasole.New(datasole.Options{Backend: b, Auth: sess.Authenticate})
+//	store.Attach(ctx, ds)
+//	// login:  id, _ := store.Create(ctx, principal); sess.IssueID(w, id)
+//	// logout: id, _ := sess.SessionID(r); store.Revoke(ctx, id); sess.Clear(w)
+//
 // # Getting the credential from a browser
 //
 // Browsers send cookies on the WebSocket upgrade by themselves. Set the cookie

@@ -1,12 +1,16 @@
 package dscookie_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
 	dscookie "github.com/datasole/datasole-go/auth/cookie"
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/backend"
 	"github.com/gorilla/securecookie"
 )
 
@@ -56,4 +60,51 @@ func ExampleNew() {
 	_, err = auth(httptest.NewRequest("GET", "/__ds", nil))
 	fmt.Println(err)
 	// Output: datasole: no credentials
+}
+
+// Sessions kept in the backend: the cookie carries only a session id, the
+// principal is read on every upgrade, and Revoke ends the session at once.
+func ExampleStore() {
+	ctx := context.Background()
+	b := backend.NewMemory(backend.MemoryOptions{}) // Redis or Postgres with several nodes
+	defer b.Close()
+	store, err := dscookie.NewStore(dscookie.StoreOptions{Backend: b, TTL: 12 * time.Hour})
+	if err != nil {
+		panic(err)
+	}
+	defer store.Close()
+	sess, err := dscookie.NewSession(dscookie.Options{
+		Keys:   []dscookie.Key{{Hash: securecookie.GenerateRandomKey(32)}},
+		MaxAge: 12 * time.Hour,
+		Lookup: store.Lookup,
+	})
+	if err != nil {
+		panic(err)
+	}
+	ds, err := datasole.New(datasole.Options{Backend: b, Auth: sess.Authenticate})
+	if err != nil {
+		panic(err)
+	}
+	defer ds.Close(ctx)
+	if err := store.Attach(ctx, ds); err != nil { // Revoke closes ds's connections of the session
+		panic(err)
+	}
+
+	// Login: store the principal, set the cookie.
+	id, _ := store.Create(ctx, &datasole.Principal{UserID: "user-42", Roles: []string{"editor"}})
+	rec := httptest.NewRecorder()
+	sess.IssueID(rec, id)
+	upgrade := httptest.NewRequest("GET", "/__ds", nil)
+	upgrade.AddCookie(rec.Result().Cookies()[0])
+
+	p, err := sess.Authenticate(upgrade)
+	fmt.Println(p.UserID, p.Roles, err)
+
+	// Logout, or an administrator ending the session.
+	store.Revoke(ctx, id)
+	_, err = sess.Authenticate(upgrade)
+	fmt.Println(errors.Is(err, datasole.ErrUnauthorized))
+	// Output:
+	// user-42 [editor] <nil>
+	// true
 }

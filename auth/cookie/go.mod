@@ -2,11 +2,14 @@ module github.com/datasole/datasole-go/auth/cookie
 
 go 1.26
 
-require github.com/datasole/datasole-go/datasole v0.0.0
+require (
+	github.com/datasole/datasole-go/datasole v0.1.0
+	go.uber.org/goleak v1.3.0
+)
 
 require (
 	github.com/gorilla/securecookie v1.1.2
-	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/gorilla/websocket v1.5.3
 	github.com/tidwall/gjson v1.18.0 // indirect
 	github.com/tidwall/match v1.1.1 // indirect
 	github.com/tidwall/pretty v1.2.1 // indirect

@@ -10,14 +10,16 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// A handler for HS256 tokens from the app's own login endpoint. The browser
-// client passes the token as auth.token, which arrives as ?token=.
+// A handler for HS256 tokens from the app's own login endpoint. Our clients
+// send the token as the WebSocket subprotocol entry "datasole.token.<token>",
+// which keeps it out of the URL.
 func ExampleNew() {
 	secret := []byte("0123456789abcdef0123456789abcdef") // load from a secret store
 	auth, err := dsjwt.New(dsjwt.Options{
 		Algorithms:     []string{"HS256"},
 		Key:            secret,
 		Issuer:         "https://app.example",
+		Audience:       "chat",
 		RolesClaim:     "scope",
 		MetadataClaims: []string{"tenant"},
 	})
@@ -27,13 +29,16 @@ func ExampleNew() {
 
 	token, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"iss":    "https://app.example",
+		"aud":    "chat",
 		"sub":    "user-42",
 		"scope":  "chat:read chat:write",
 		"tenant": "acme",
 		"exp":    time.Now().Add(5 * time.Minute).Unix(),
 	}).SignedString(secret)
 
-	p, err := auth(httptest.NewRequest("GET", "/__ds?token="+token, nil))
+	r := httptest.NewRequest("GET", "/__ds", nil)
+	r.Header.Set("Sec-WebSocket-Protocol", "datasole.v1, "+datasole.TokenProtocolPrefix+token)
+	p, err := auth(r)
 	fmt.Println(p.UserID, p.Roles, p.Metadata["tenant"], err)
 	// Output: user-42 [chat:read chat:write] acme <nil>
 }

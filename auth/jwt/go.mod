@@ -4,7 +4,7 @@ go 1.26
 
 require (
 	github.com/MicahParks/jwkset v0.11.4
-	github.com/datasole/datasole-go/datasole v0.0.0
+	github.com/datasole/datasole-go/datasole v0.1.0
 	github.com/golang-jwt/jwt/v5 v5.3.1
 )
 

@@ -35,6 +35,11 @@ func (h *handler) authenticate(r *http.Request) (*datasole.Principal, error) {
 	if err != nil {
 		return nil, h.reject(r, source, err)
 	}
+	// The server closes the connection once the token would no longer be
+	// accepted by a new upgrade: at exp plus the leeway.
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+		p.ExpiresAt = exp.Add(h.leeway)
+	}
 	return p, nil
 }
 
@@ -47,9 +52,14 @@ func (h *handler) reject(r *http.Request, source string, reason error) error {
 
 // find returns the first non-empty token in lookup order and where it was.
 func (h *handler) find(r *http.Request) (token, source string) {
+	if h.lookups == nil {
+		return datasole.RequestToken(r), "request"
+	}
 	for _, l := range h.lookups {
 		var v string
 		switch l.kind {
+		case "protocol":
+			v = datasole.ProtocolToken(r)
 		case "query":
 			v = r.URL.Query().Get(l.name)
 		case "header":
@@ -63,7 +73,7 @@ func (h *handler) find(r *http.Request) (token, source string) {
 			}
 		}
 		if v = strings.TrimSpace(v); v != "" {
-			return v, l.kind + ":" + l.name
+			return v, strings.TrimSuffix(l.kind+":"+l.name, ":")
 		}
 	}
 	return "", ""

@@ -57,13 +57,31 @@ func (p *idp) publish(t *testing.T, keys map[string]any) {
 	p.mu.Unlock()
 }
 
+// The provider's issuer and the audience of the application under test.
+const (
+	testIssuer   = "https://idp.example/realms/app"
+	testAudience = "chat"
+)
+
 func (p *idp) options(minRefresh time.Duration) Options {
 	return Options{
 		Algorithms:     []string{"RS256", "ES256", "EdDSA"},
 		JWKSURL:        p.srv.URL + "/jwks.json",
 		JWKSClient:     p.srv.Client(),
 		JWKSMinRefresh: minRefresh,
+		Issuer:         testIssuer,
+		Audience:       testAudience,
 	}
+}
+
+// idpClaims are valid claims for user "u1" as the provider mints them for
+// the application under test.
+func idpClaims(extra jwt.MapClaims) jwt.MapClaims {
+	c := jwt.MapClaims{"iss": testIssuer, "aud": []string{testAudience, "account"}}
+	for k, v := range extra {
+		c[k] = v
+	}
+	return claims(c)
 }
 
 func TestJWKS(t *testing.T) {
@@ -74,9 +92,9 @@ func TestJWKS(t *testing.T) {
 		p.publish(t, map[string]any{"r": &k.rsa.PublicKey, "e": &k.ec.PublicKey, "d": k.ed.Public()})
 		h := mustNew(t, p.options(time.Minute))
 		for kid, tok := range map[string]string{
-			"r": sign(t, jwt.SigningMethodRS256, k.rsa, "r", claims(nil)),
-			"e": sign(t, jwt.SigningMethodES256, k.ec, "e", claims(nil)),
-			"d": sign(t, jwt.SigningMethodEdDSA, k.ed, "d", claims(nil)),
+			"r": sign(t, jwt.SigningMethodRS256, k.rsa, "r", idpClaims(nil)),
+			"e": sign(t, jwt.SigningMethodES256, k.ec, "e", idpClaims(nil)),
+			"d": sign(t, jwt.SigningMethodEdDSA, k.ed, "d", idpClaims(nil)),
 		} {
 			if p := authtest.OK(t, h, withQuery(tok)); p.UserID != "u1" {
 				t.Fatalf("kid %s: UserID = %q", kid, p.UserID)
@@ -92,12 +110,12 @@ func TestJWKS(t *testing.T) {
 		p.publish(t, map[string]any{"old": &k.rsa.PublicKey})
 		const gap = 300 * time.Millisecond
 		h := mustNew(t, p.options(gap))
-		authtest.OK(t, h, withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "old", claims(nil))))
+		authtest.OK(t, h, withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "old", idpClaims(nil))))
 
 		// The provider rotates. Within the gap since the last fetch the new
 		// kid is unknown and refused; once the gap is over it triggers a refresh.
 		p.publish(t, map[string]any{"new": &k.rsa2.PublicKey})
-		fresh := withQuery(sign(t, jwt.SigningMethodRS256, k.rsa2, "new", claims(nil)))
+		fresh := withQuery(sign(t, jwt.SigningMethodRS256, k.rsa2, "new", idpClaims(nil)))
 		authtest.Refused(t, h, fresh)
 		if n := p.fetches.Load(); n != 1 {
 			t.Fatalf("fetches = %d within the gap, want 1", n)
@@ -108,13 +126,13 @@ func TestJWKS(t *testing.T) {
 			t.Fatalf("fetches = %d, want 2 after rotation", n)
 		}
 		// The rotated-out key is gone from the cache with the refresh.
-		authtest.Refused(t, h, withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "old", claims(nil))))
+		authtest.Refused(t, h, withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "old", idpClaims(nil))))
 
 		// A burst of unknown kids right after must not reach the provider.
 		var wg sync.WaitGroup
 		for i := range 20 {
 			wg.Go(func() {
-				tok := sign(t, jwt.SigningMethodRS256, k.rsa, "forged-"+string(rune('a'+i)), claims(nil))
+				tok := sign(t, jwt.SigningMethodRS256, k.rsa, "forged-"+string(rune('a'+i)), idpClaims(nil))
 				if _, err := h(withQuery(tok)); !errors.Is(err, ErrInvalidToken) {
 					t.Errorf("err = %v, want ErrInvalidToken", err)
 				}
@@ -130,7 +148,7 @@ func TestJWKS(t *testing.T) {
 		p := newIDP(t)
 		p.publish(t, map[string]any{"r": &k.rsa.PublicKey})
 		h := mustNew(t, p.options(time.Minute))
-		tok := sign(t, jwt.SigningMethodRS256, k.rsa, "r", claims(nil))
+		tok := sign(t, jwt.SigningMethodRS256, k.rsa, "r", idpClaims(nil))
 		var wg sync.WaitGroup
 		for range 16 {
 			wg.Go(func() {
@@ -149,7 +167,7 @@ func TestJWKS(t *testing.T) {
 		p := newIDP(t)
 		p.status = http.StatusBadGateway
 		h := mustNew(t, p.options(time.Minute))
-		r := withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "r", claims(nil)))
+		r := withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "r", idpClaims(nil)))
 		if _, err := h(r); !errors.Is(err, ErrKeySetUnavailable) {
 			t.Fatalf("err = %v, want ErrKeySetUnavailable", err)
 		}
@@ -164,7 +182,7 @@ func TestJWKS(t *testing.T) {
 		o := p.options(time.Millisecond)
 		o.JWKSRefresh = time.Millisecond
 		h := mustNew(t, o)
-		tok := sign(t, jwt.SigningMethodRS256, k.rsa, "r", claims(nil))
+		tok := sign(t, jwt.SigningMethodRS256, k.rsa, "r", idpClaims(nil))
 		authtest.OK(t, h, withQuery(tok))
 		p.mu.Lock()
 		p.status = http.StatusServiceUnavailable
@@ -194,5 +212,35 @@ func TestJWKS(t *testing.T) {
 		if n := evil.fetches.Load(); n != 0 {
 			t.Fatalf("the URL from the token was fetched %d times", n)
 		}
+	})
+}
+
+// One identity provider, one key set, several applications: a token the
+// provider minted for another application (or another realm sharing the
+// keys) must not open a connection here.
+func TestTokensForOtherApplicationsAreRefused(t *testing.T) {
+	k := keys()
+	p := newIDP(t)
+	p.publish(t, map[string]any{"r": &k.rsa.PublicKey})
+	h := mustNew(t, p.options(time.Minute))
+	mint := func(c jwt.MapClaims) *http.Request {
+		return withQuery(sign(t, jwt.SigningMethodRS256, k.rsa, "r", idpClaims(c)))
+	}
+	authtest.OK(t, h, mint(nil))
+	for name, c := range map[string]jwt.MapClaims{
+		"for another application":        {"aud": "billing"},
+		"for several other applications": {"aud": []string{"billing", "account"}},
+		"without an audience":            {"aud": nil},
+		"by another realm":               {"iss": "https://idp.example/realms/other"},
+		"without an issuer":              {"iss": nil},
+	} {
+		t.Run("refuses a token "+name, func(t *testing.T) {
+			authtest.Refused(t, h, mint(c))
+		})
+	}
+	t.Run("unless the configuration opts out explicitly", func(t *testing.T) {
+		o := p.options(time.Minute)
+		o.Issuer, o.Audience, o.AcceptAnyIssuer, o.AcceptAnyAudience = "", "", true, true
+		authtest.OK(t, mustNew(t, o), mint(jwt.MapClaims{"aud": "billing", "iss": "https://idp.example/realms/other"}))
 	})
 }

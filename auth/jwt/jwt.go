@@ -30,9 +30,12 @@ const (
 	minHMACKeySize = 32
 )
 
-// DefaultLookup is the token lookup order used when [Options.Lookup] is empty:
-// the v1 browser client's query parameter first, then the Authorization header.
-var DefaultLookup = []string{"query:token", "header:Authorization"}
+// DefaultLookup is the token lookup order used when [Options.Lookup] is
+// empty, the order of [datasole.RequestToken]: the Authorization header
+// (Bearer), the "datasole.token.<token>" WebSocket subprotocol entry our
+// clients send, then the query parameter "token" of the stock v1 browser
+// client.
+var DefaultLookup = []string{"header:Authorization", "protocol", "query:token"}
 
 var (
 	// ErrInvalidToken is returned for every rejected token. It wraps
@@ -72,18 +75,30 @@ type Options struct {
 	// provider. Default DefaultJWKSMinRefresh (1 min).
 	JWKSMinRefresh time.Duration
 
-	// Issuer, when set, must equal the "iss" claim.
+	// Issuer, when set, must equal the "iss" claim. Required with JWKSURL
+	// unless AcceptAnyIssuer is set: one identity provider (and one JWKS)
+	// often serves many tenants or realms.
 	Issuer string
-	// Audience, when set, must be one of the "aud" values.
+	// Audience, when set, must be one of the "aud" values. Required with
+	// JWKSURL unless AcceptAnyAudience is set: without it, a token the
+	// provider minted for any other application is accepted here.
 	Audience string
+	// AcceptAnyIssuer lets New accept a JWKS configuration without Issuer.
+	// Only for a key set that signs for exactly one issuer.
+	AcceptAnyIssuer bool
+	// AcceptAnyAudience lets New accept a JWKS configuration without
+	// Audience. Only when no other application gets tokens from the same
+	// provider, or the provider cannot put an audience in its tokens.
+	AcceptAnyAudience bool
 	// Leeway is the clock skew allowed on exp, nbf and iat. Default
 	// DefaultLeeway (30 s). Negative means none.
 	Leeway time.Duration
 
 	// Lookup lists where to look for the token, first match wins:
-	// "query:NAME", "header:NAME" (the Authorization header takes the Bearer
-	// scheme; other headers carry the bare token) and "cookie:NAME".
-	// Default DefaultLookup.
+	// "header:NAME" (the Authorization header takes the Bearer scheme; other
+	// headers carry the bare token), "protocol" (the WebSocket subprotocol
+	// entry datasole.TokenProtocolPrefix + token), "query:NAME" and
+	// "cookie:NAME". Default DefaultLookup, read with datasole.RequestToken.
 	Lookup []string
 	// MaxTokenSize refuses longer tokens before parsing them. Default
 	// DefaultMaxTokenSize (8 KiB).
@@ -117,6 +132,7 @@ type handler struct {
 	userID   []string
 	roles    []string
 	metadata [][]string
+	leeway   time.Duration
 	log      *slog.Logger
 }
 
@@ -138,6 +154,12 @@ func New(o Options) (datasole.AuthHandler, error) {
 	}
 	if err := checkAlgorithms(o.Algorithms); err != nil {
 		return nil, err
+	}
+	if o.JWKSURL != "" && o.Issuer == "" && !o.AcceptAnyIssuer {
+		return nil, errors.New("dsjwt: a JWKS needs Options.Issuer (or AcceptAnyIssuer): other issuers may share its keys")
+	}
+	if o.JWKSURL != "" && o.Audience == "" && !o.AcceptAnyAudience {
+		return nil, errors.New("dsjwt: a JWKS needs Options.Audience (or AcceptAnyAudience): tokens minted for other applications of the provider would pass")
 	}
 	keys, err := keySource(o)
 	if err != nil {
@@ -163,6 +185,7 @@ func New(o Options) (datasole.AuthHandler, error) {
 	case leeway < 0:
 		leeway = 0
 	}
+	h.leeway = leeway
 	popts := []jwt.ParserOption{
 		jwt.WithValidMethods(o.Algorithms),
 		jwt.WithExpirationRequired(),
@@ -306,15 +329,21 @@ func fitting(t *jwt.Token, key any) (any, error) {
 	return key, nil
 }
 
+// parseLookups parses Options.Lookup; nil means the default order, which
+// find reads with datasole.RequestToken.
 func parseLookups(specs []string) ([]lookup, error) {
 	if len(specs) == 0 {
-		specs = DefaultLookup
+		return nil, nil
 	}
 	out := make([]lookup, 0, len(specs))
 	for _, s := range specs {
+		if s == "protocol" {
+			out = append(out, lookup{kind: "protocol"})
+			continue
+		}
 		kind, name, ok := strings.Cut(s, ":")
 		if !ok || name == "" || (kind != "query" && kind != "header" && kind != "cookie") {
-			return nil, fmt.Errorf("dsjwt: bad lookup %q (want query:NAME, header:NAME or cookie:NAME)", s)
+			return nil, fmt.Errorf("dsjwt: bad lookup %q (want header:NAME, protocol, query:NAME or cookie:NAME)", s)
 		}
 		out = append(out, lookup{kind, name})
 	}

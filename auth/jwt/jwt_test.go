@@ -260,10 +260,19 @@ func TestLookupOrder(t *testing.T) {
 	other := sign(t, jwt.SigningMethodHS256, k.hmac, "", claims(jwt.MapClaims{"sub": "u2"}))
 	base := Options{Algorithms: []string{"HS256"}, Key: k.hmac}
 
-	t.Run("the default reads the query token before the Authorization header", func(t *testing.T) {
+	third := sign(t, jwt.SigningMethodHS256, k.hmac, "", claims(jwt.MapClaims{"sub": "u3"}))
+	t.Run("the default reads the Authorization header, then the subprotocol entry, then the query", func(t *testing.T) {
+		h := mustNew(t, base)
 		r := withQuery(tok)
+		r.Header.Set("Sec-WebSocket-Protocol", "datasole.v1, datasole.token."+third)
+		if p := authtest.OK(t, h, r); p.UserID != "u3" {
+			t.Fatalf("UserID = %q, want u3 from the subprotocol entry", p.UserID)
+		}
 		r.Header.Set("Authorization", "Bearer "+other)
-		if p := authtest.OK(t, mustNew(t, base), r); p.UserID != "u1" {
+		if p := authtest.OK(t, h, r); p.UserID != "u2" {
+			t.Fatalf("UserID = %q, want u2 from the Authorization header", p.UserID)
+		}
+		if p := authtest.OK(t, h, withQuery(tok)); p.UserID != "u1" {
 			t.Fatalf("UserID = %q, want u1 from the query", p.UserID)
 		}
 	})
@@ -272,6 +281,18 @@ func TestLookupOrder(t *testing.T) {
 		r.Header.Set("Authorization", "bearer "+other)
 		if p := authtest.OK(t, mustNew(t, base), r); p.UserID != "u2" {
 			t.Fatalf("UserID = %q, want u2", p.UserID)
+		}
+	})
+	t.Run("a configured protocol lookup reads only the subprotocol entry", func(t *testing.T) {
+		o := base
+		o.Lookup = []string{"protocol"}
+		r := withQuery(tok)
+		r.Header.Set("Sec-WebSocket-Protocol", "datasole.v1,datasole.token."+third)
+		if p := authtest.OK(t, mustNew(t, o), r); p.UserID != "u3" {
+			t.Fatalf("UserID = %q, want u3", p.UserID)
+		}
+		if _, err := mustNew(t, o)(withQuery(tok)); !errors.Is(err, datasole.ErrNoCredentials) {
+			t.Fatalf("a query token with only the protocol lookup: %v, want ErrNoCredentials", err)
 		}
 	})
 	t.Run("a configured cookie is read", func(t *testing.T) {
@@ -362,6 +383,10 @@ func TestUnsafeConfigurationIsRefused(t *testing.T) {
 		{"HMAC with a JWKS", Options{Algorithms: []string{"HS256"}, JWKSURL: "https://idp.example/jwks"}},
 		{"a malformed lookup", Options{Algorithms: []string{"HS256"}, Key: k.hmac, Lookup: []string{"body:token"}}},
 		{"an empty metadata claim", Options{Algorithms: []string{"HS256"}, Key: k.hmac, MetadataClaims: []string{""}}},
+		{"a JWKS without issuer and audience", Options{Algorithms: []string{"RS256"}, JWKSURL: "https://idp.example/jwks"}},
+		{"a JWKS without audience", Options{Algorithms: []string{"RS256"}, JWKSURL: "https://idp.example/jwks", Issuer: "https://idp.example"}},
+		{"a JWKS without issuer", Options{Algorithms: []string{"RS256"}, JWKSURL: "https://idp.example/jwks", Audience: "chat"}},
+		{"a JWKS opting out of the audience only", Options{Algorithms: []string{"RS256"}, JWKSURL: "https://idp.example/jwks", AcceptAnyAudience: true}},
 	}
 	for _, tc := range cases {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
@@ -381,4 +406,26 @@ func TestLeeway(t *testing.T) {
 	t.Run("a negative leeway allows no skew", func(t *testing.T) {
 		authtest.Refused(t, mustNew(t, Options{Algorithms: []string{"HS256"}, Key: k.hmac, Leeway: -1}), withQuery(tok))
 	})
+}
+
+func TestExpiresAtFollowsExp(t *testing.T) {
+	k := keys()
+	exp := time.Now().Add(10 * time.Minute).Truncate(time.Second)
+	tok := sign(t, jwt.SigningMethodHS256, k.hmac, "", claims(jwt.MapClaims{"exp": exp.Unix()}))
+	for _, tc := range []struct {
+		name   string
+		leeway time.Duration
+		want   time.Time
+	}{
+		{"exp plus the default leeway", 0, exp.Add(DefaultLeeway)},
+		{"exp itself without leeway", -1, exp},
+		{"exp plus a configured leeway", 5 * time.Second, exp.Add(5 * time.Second)},
+	} {
+		t.Run("ExpiresAt is "+tc.name, func(t *testing.T) {
+			h := mustNew(t, Options{Algorithms: []string{"HS256"}, Key: k.hmac, Leeway: tc.leeway})
+			if p := authtest.OK(t, h, withQuery(tok)); !p.ExpiresAt.Equal(tc.want) {
+				t.Fatalf("ExpiresAt = %v, want %v", p.ExpiresAt, tc.want)
+			}
+		})
+	}
 }

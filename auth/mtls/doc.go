@@ -9,10 +9,19 @@
 //     verification in r.TLS.VerifiedChains; nginx and the ALB report it in
 //     their headers; for Envoy and Traefik, whose headers cannot tell, the
 //     operator declares it with [Options.ProxyVerifies].
-//   - Proxy headers are read only from [Options.TrustedProxies]; from anywhere
-//     else they are ignored (or refused with [Options.RejectUntrusted]).
-//     The proxy must also overwrite, not append to, these headers on requests
-//     it forwards (Envoy: SANITIZE_SET; nginx: proxy_set_header).
+//   - Proxy headers are read only from the trusted proxy: a request whose
+//     remote address is in [Options.TrustedProxies] and, when
+//     [Options.TrustedProxyNames] is set, whose verified TLS client
+//     certificate carries one of those names. From anywhere else they are
+//     ignored (or refused with [Options.RejectUntrusted]). The proxy must
+//     also overwrite, not append to, these headers on requests it forwards
+//     (Envoy: SANITIZE_SET; nginx: proxy_set_header).
+//   - A request from the trusted proxy is authenticated by the headers
+//     alone. A proxy that re-encrypts to this server presents its own client
+//     certificate; that certificate identifies the proxy, never the user, so
+//     without forwarded headers the request has no credentials.
+//   - A certificate's NotAfter becomes the principal's ExpiresAt: the server
+//     closes the connection when the certificate expires.
 //   - Each header is capped at [Options.MaxHeaderBytes] before decoding, and a
 //     repeated header is refused.
 //

@@ -2,7 +2,7 @@ module github.com/datasole/datasole-go/auth/mtls
 
 go 1.26
 
-require github.com/datasole/datasole-go/datasole v0.0.0
+require github.com/datasole/datasole-go/datasole v0.1.0
 
 require (
 	github.com/gorilla/websocket v1.5.3 // indirect

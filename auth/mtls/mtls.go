@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/datasole/datasole-go/datasole"
@@ -106,11 +107,21 @@ type Options struct {
 	Proxy Proxy
 	// TrustedProxies lists the addresses the proxy connects from. Headers are
 	// only read from requests whose remote address is inside one of them;
-	// anywhere else anyone could send them. Required when Proxy is set.
+	// anywhere else anyone could send them. With a Proxy, at least one of
+	// TrustedProxies and TrustedProxyNames is required; when both are set,
+	// both must match.
 	TrustedProxies []netip.Prefix
+	// TrustedProxyNames identifies a re-encrypting proxy by the client
+	// certificate it presents on its own TLS connection to this server: a
+	// request comes from the proxy when that certificate was verified and
+	// its subject CN, a URI SAN or a DNS SAN equals one of these names (use a
+	// SPIFFE id or a name no user certificate can carry). Default none.
+	TrustedProxyNames []string
 	// RejectUntrusted refuses (401) requests that carry certificate headers
-	// from outside TrustedProxies. Default false: the headers are ignored and
-	// the handler reports no credentials, so datasole.Chain moves on.
+	// but do not come from the trusted proxy. Default false: the headers are
+	// ignored; the request's own TLS certificate, if any, still counts, and
+	// without one the handler reports no credentials, so datasole.Chain
+	// moves on.
 	RejectUntrusted bool
 	// ProxyVerifies declares that the proxy only forwards certificates it has
 	// verified. It is needed for Envoy, Traefik and custom headers without a
@@ -144,11 +155,15 @@ type handler struct {
 	log     *slog.Logger
 }
 
-// New returns an auth handler for client certificates. It reads the
-// request's own TLS connection first and then, when Proxy is set and the
-// request comes from a trusted proxy, the proxy's headers. Without a
-// certificate it returns [datasole.ErrNoCredentials]; a certificate that is
-// not acceptable yields [ErrInvalidCertificate].
+// New returns an auth handler for client certificates. A request that
+// comes from a trusted proxy (see [Options.TrustedProxies] and
+// [Options.TrustedProxyNames]) is authenticated by the proxy's headers alone:
+// the certificate the proxy presents on its own TLS connection identifies
+// the proxy, never the user. Any other request is authenticated by its own
+// TLS client certificate, and proxy headers on it are ignored (or refused
+// with [Options.RejectUntrusted]). Without a certificate it returns
+// [datasole.ErrNoCredentials]; a certificate that is not acceptable yields
+// [ErrInvalidCertificate].
 func New(o Options) (datasole.AuthHandler, error) {
 	h := &handler{o: o, h: o.Headers, log: o.Logger}
 	if h.log == nil {
@@ -170,8 +185,8 @@ func New(o Options) (datasole.AuthHandler, error) {
 	}
 	switch o.Proxy {
 	case ProxyNone:
-		if len(o.TrustedProxies) > 0 || o.Headers != (Headers{}) {
-			return nil, errors.New("dsmtls: TrustedProxies and Headers need a Proxy")
+		if len(o.TrustedProxies) > 0 || len(o.TrustedProxyNames) > 0 || o.Headers != (Headers{}) {
+			return nil, errors.New("dsmtls: TrustedProxies, TrustedProxyNames and Headers need a Proxy")
 		}
 		return h.authenticate, nil
 	case ProxyEnvoy:
@@ -196,8 +211,13 @@ func New(o Options) (datasole.AuthHandler, error) {
 	if h.h.Verify != "" {
 		def(&h.h.VerifySuccess, "SUCCESS")
 	}
-	if len(o.TrustedProxies) == 0 {
-		return nil, errors.New("dsmtls: a Proxy needs TrustedProxies")
+	if len(o.TrustedProxies) == 0 && len(o.TrustedProxyNames) == 0 {
+		return nil, errors.New("dsmtls: a Proxy needs TrustedProxies or TrustedProxyNames")
+	}
+	for _, n := range o.TrustedProxyNames {
+		if n == "" {
+			return nil, errors.New("dsmtls: empty name in TrustedProxyNames")
+		}
 	}
 	for _, p := range o.TrustedProxies {
 		if !p.IsValid() {
@@ -213,6 +233,16 @@ func New(o Options) (datasole.AuthHandler, error) {
 }
 
 func (h *handler) authenticate(r *http.Request) (*datasole.Principal, error) {
+	if h.o.Proxy != ProxyNone && h.fromTrustedProxy(r) {
+		return h.proxied(r)
+	}
+	if h.o.Proxy != ProxyNone && h.carriesHeaders(r) {
+		// Anyone can send these headers; from here they mean nothing.
+		h.log.DebugContext(r.Context(), "dsmtls: certificate headers from an untrusted peer", "remote", r.RemoteAddr)
+		if h.o.RejectUntrusted {
+			return nil, ErrInvalidCertificate
+		}
+	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		leaf, verified := r.TLS.PeerCertificates[0], false
 		if len(r.TLS.VerifiedChains) > 0 {
@@ -220,16 +250,11 @@ func (h *handler) authenticate(r *http.Request) (*datasole.Principal, error) {
 		}
 		return h.admit(r, "tls", fromCert(leaf, verified))
 	}
-	if h.o.Proxy == ProxyNone || !h.carriesHeaders(r) {
-		return nil, datasole.ErrNoCredentials
-	}
-	if !h.trusted(r.RemoteAddr) {
-		h.log.DebugContext(r.Context(), "dsmtls: certificate headers from an untrusted address", "remote", r.RemoteAddr)
-		if h.o.RejectUntrusted {
-			return nil, ErrInvalidCertificate
-		}
-		return nil, datasole.ErrNoCredentials
-	}
+	return nil, datasole.ErrNoCredentials
+}
+
+// proxied authenticates a request from a trusted proxy by its headers.
+func (h *handler) proxied(r *http.Request) (*datasole.Principal, error) {
 	for _, name := range h.headers {
 		vs := r.Header.Values(name)
 		if len(vs) > 1 {
@@ -247,6 +272,32 @@ func (h *handler) authenticate(r *http.Request) (*datasole.Principal, error) {
 		return nil, datasole.ErrNoCredentials
 	}
 	return h.admit(r, "proxy", cc)
+}
+
+// fromTrustedProxy reports whether r was sent by the configured proxy: its
+// remote address is in TrustedProxies (when set) and its verified TLS client
+// certificate carries one of TrustedProxyNames (when set).
+func (h *handler) fromTrustedProxy(r *http.Request) bool {
+	if len(h.o.TrustedProxies) > 0 && !h.trusted(r.RemoteAddr) {
+		return false
+	}
+	if len(h.o.TrustedProxyNames) == 0 {
+		return true
+	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return false
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	names := append([]string{leaf.Subject.CommonName}, leaf.DNSNames...)
+	for _, u := range leaf.URIs {
+		names = append(names, u.String())
+	}
+	for _, n := range names {
+		if n != "" && slices.Contains(h.o.TrustedProxyNames, n) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *handler) carriesHeaders(r *http.Request) bool {
@@ -280,11 +331,15 @@ func (h *handler) admit(r *http.Request, source string, c *ClientCert) (*datasol
 	if id == "" {
 		return nil, h.reject(r, errors.New("certificate lacks the configured identity"))
 	}
-	return &datasole.Principal{
+	p := &datasole.Principal{
 		UserID:   id,
 		Roles:    h.o.Roles(c),
 		Metadata: map[string]any{"subject": c.Subject.String(), "verified": c.Verified},
-	}, nil
+	}
+	if c.Certificate != nil {
+		p.ExpiresAt = c.Certificate.NotAfter // the connection closes when the certificate expires
+	}
+	return p, nil
 }
 
 func (h *handler) identity(c *ClientCert) string {

@@ -183,7 +183,7 @@ func TestUntrustedHeadersAreIgnored(t *testing.T) {
 // with the given policy, and returns a client presenting cert.
 func serveTLS(t *testing.T, h datasole.AuthHandler, auth tls.ClientAuthType, cert issued) (*httptest.Server, *http.Client) {
 	t.Helper()
-	srv := httptest.NewUnstartedServer(authtest.Endpoint(h))
+	srv := httptest.NewUnstartedServer(authtest.Endpoint(t, h))
 	pool := x509.NewCertPool()
 	pool.AddCert(ca().cert)
 	srv.TLS = &tls.Config{ClientAuth: auth, ClientCAs: pool}
@@ -251,6 +251,8 @@ func TestUnsafeConfigurationIsRefused(t *testing.T) {
 		{"a custom proxy without header names", Options{Proxy: ProxyCustom, TrustedProxies: loopback}},
 		{"an unknown proxy", Options{Proxy: Proxy(42), TrustedProxies: loopback}},
 		{"an unknown identity", Options{Identity: Identity(7)}},
+		{"trusted proxy names without a proxy", Options{TrustedProxyNames: []string{"edge"}}},
+		{"an empty trusted proxy name", Options{Proxy: ProxyNginx, TrustedProxyNames: []string{""}}},
 	}
 	for _, tc := range cases {
 		t.Run("refuses "+tc.name, func(t *testing.T) {

@@ -2,8 +2,11 @@ package dsmtls
 
 import (
 	"crypto/x509/pkix"
+	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/datasole/datasole-go/datasole"
 )
 
 func TestParseDN(t *testing.T) {
@@ -100,5 +103,52 @@ func FuzzParseElements(f *testing.F) {
 			}
 		}
 		xfccOf(elems[len(elems)-1])
+	})
+}
+
+// FuzzProxyHeaders sends arbitrary certificate headers from a trusted proxy
+// in every dialect: the handler never panics, refuses with an error wrapping
+// ErrUnauthorized, and never admits a principal without a user id.
+func FuzzProxyHeaders(f *testing.F) {
+	f.Add(`Hash=ab;Cert="-----BEGIN%20CERTIFICATE-----%0AMIIB%0A-----END%20CERTIFICATE-----";Subject="CN=x"`, "SUCCESS", "CN=alice,OU=ops")
+	f.Add("TUlJQg%3D%3D%2CTUlJQg", "", `Subject%3D%22CN%3Dx%22%3BSAN%3D%22a.example%2Cspiffe%3A%2F%2Fx%22`)
+	f.Add("%zz", "NONE", `CN=\`)
+	f.Add(`By=a,Subject="CN=b";URI=spiffe://c`, "SUCCESS", "")
+	handlers := map[Proxy]datasole.AuthHandler{}
+	for _, p := range []Proxy{ProxyEnvoy, ProxyNginx, ProxyTraefik, ProxyALB} {
+		h, err := New(Options{Proxy: p, TrustedProxies: loopback, ProxyVerifies: true, AllowUnverified: true})
+		if err != nil {
+			f.Fatal(err)
+		}
+		handlers[p] = h
+	}
+	f.Fuzz(func(t *testing.T, cert, verify, subject string) {
+		for p, h := range handlers {
+			r := withHeaders()
+			switch p {
+			case ProxyEnvoy:
+				r.Header.Set("X-Forwarded-Client-Cert", cert)
+			case ProxyNginx:
+				r.Header.Set("X-SSL-Client-Cert", cert)
+				r.Header.Set("X-SSL-Client-Verify", verify)
+				r.Header.Set("X-SSL-Client-S-DN", subject)
+			case ProxyTraefik:
+				r.Header.Set("X-Forwarded-Tls-Client-Cert", cert)
+				r.Header.Set("X-Forwarded-Tls-Client-Cert-Info", subject)
+			case ProxyALB:
+				r.Header.Set("X-Amzn-Mtls-Clientcert-Leaf", cert)
+				r.Header.Set("X-Amzn-Mtls-Clientcert", subject)
+			}
+			pr, err := h(r)
+			if err != nil {
+				if !errors.Is(err, datasole.ErrUnauthorized) {
+					t.Fatalf("proxy %d: err %v does not wrap ErrUnauthorized", p, err)
+				}
+				continue
+			}
+			if pr == nil || pr.UserID == "" {
+				t.Fatalf("proxy %d admitted %+v", p, pr)
+			}
+		}
 	})
 }

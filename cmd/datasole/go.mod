@@ -14,8 +14,6 @@ require (
 )
 
 require (
-	github.com/datasole/datasole-go/datasole v0.0.0
+	github.com/datasole/datasole-go/datasole v0.1.0
 	golang.org/x/tools v0.52.0
 )
-
-replace github.com/datasole/datasole-go/datasole => ../../datasole

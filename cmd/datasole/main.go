@@ -5,9 +5,10 @@
 // gen ts reads a Go contract package — package-level variables initialised
 // with datasole.NewRPC[P, R]("name"), NewEvent[T]("name") and
 // NewState[T]("key") — and writes a TypeScript module with the matching
-// AppContract interface, the RPC, Events and StateKeys enums and an
-// interface for every Go type the contract reaches, so that Go and
-// TypeScript share one source of truth. Without -o it writes to standard
+// AppContract interface (the type argument of the browser client,
+// DatasoleClient<AppContract>, which then checks every call), the RPC, Events
+// and StateKeys enums and an interface for every Go type the contract
+// reaches, so that Go and TypeScript share one source of truth. Without -o it writes to standard
 // output. A typical use is a go:generate line in the contract package:
 //
 //	//go:generate go run github.com/datasole/datasole-go/cmd/datasole gen ts . -o ../web/contract.ts

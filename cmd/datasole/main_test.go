@@ -78,3 +78,10 @@ func TestRunReportsPackagesItCannotGenerate(t *testing.T) {
 		t.Fatalf("err = %v, want the loader's error", err)
 	}
 }
+
+func TestRunNamesAMissingPackageDirectory(t *testing.T) {
+	err := run([]string{"gen", "ts", "./nope"}, new(bytes.Buffer))
+	if err == nil || !strings.Contains(err.Error(), "./nope: the directory does not exist") || strings.Contains(err.Error(), "fork/exec") {
+		t.Fatalf("err = %v, want one saying ./nope does not exist", err)
+	}
+}

@@ -19,15 +19,15 @@ import (
 
 // Endpoint answers a request as datasole answers an upgrade request: the
 // status the server would refuse it with, or 200 with the principal as JSON.
-func Endpoint(h datasole.AuthHandler) http.Handler {
+// The server behind it is closed when the test ends.
+func Endpoint(t testing.TB, h datasole.AuthHandler) http.Handler {
+	t.Helper()
 	ds, err := datasole.New(datasole.Options{Auth: h, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		HeartbeatInterval: -1, Session: datasole.SessionOptions{Disabled: true}})
 	if err != nil {
-		panic(err)
+		t.Fatal(err)
 	}
-	if err := ds.Start(context.Background()); err != nil {
-		panic(err)
-	}
+	t.Cleanup(func() { ds.Close(context.Background()) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := ds.Authenticate(r)
 		var re *datasole.RejectError
@@ -45,7 +45,7 @@ func Endpoint(h datasole.AuthHandler) http.Handler {
 // Serve runs Endpoint(h) on loopback until the test ends.
 func Serve(t testing.TB, h datasole.AuthHandler) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(Endpoint(h))
+	srv := httptest.NewServer(Endpoint(t, h))
 	t.Cleanup(srv.Close)
 	return srv
 }

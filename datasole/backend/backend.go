@@ -18,14 +18,29 @@
 //   - A publisher receives its own messages; callers that must not apply their
 //     own messages twice filter them, for example by an origin id.
 //   - Each subscription has one goroutine that calls its handler, and a
-//     bounded queue in front of it, so a slow handler never blocks Publish.
-//     When the queue is full, messages for that subscription are dropped and
-//     the backend reports a gap (see GapNotifier).
+//     queue bounded in bytes in front of it (DefaultSubscriberQueueBytes
+//     unless configured), so a slow handler never blocks Publish. When the
+//     queue is full, messages for that subscription are dropped and the
+//     backend reports a gap (see GapNotifier).
 //   - A handler owns the slice it is given.
 //   - The bus is not durable: a node that is disconnected from the store
 //     misses what was published meanwhile. Backends that can lose messages
 //     this way implement GapNotifier, so that the caller can resynchronize
 //     from the versioned state in the store.
+//
+// # Optional interfaces
+//
+// Beyond Backend, a backend may implement BatchGetter (several keys in one
+// round trip), History (bounded event streams with recovery positions),
+// Presence (who is connected, across nodes) and GapNotifier. The memory,
+// Redis and Postgres backends implement all of them; Compose combines a
+// store from one backend with the bus of another.
+//
+// # Failures
+//
+// Errors that mean the backend's server cannot be reached or cannot serve
+// right now (connection refused or lost, timeouts, a server loading its data
+// or failing over) match ErrUnavailable, so callers can retry them.
 package backend
 
 import (
@@ -36,10 +51,6 @@ import (
 
 // DefaultPrefix namespaces keys and channels when no prefix is configured.
 const DefaultPrefix = "ds:"
-
-// DefaultSubscriberQueue is how many messages a subscription buffers while
-// its handler is busy, unless configured otherwise.
-const DefaultSubscriberQueue = 1024
 
 // Sentinel errors returned by every Backend; test for them with errors.Is.
 var (
@@ -53,7 +64,34 @@ var (
 	ErrNotCounter = errors.New("backend: value is not a 64-bit integer counter")
 	// ErrClosed is returned by every method after Close.
 	ErrClosed = errors.New("backend: closed")
+	// ErrUnavailable is matched by errors that mean the backend's server
+	// could not be reached or could not serve the call right now: a refused
+	// or broken connection, a network timeout (the call's deadline passing
+	// while the server does not answer included), a server that is
+	// starting, loading its data or failing over. The condition is expected
+	// to pass,
+	// so the call may be retried. When the connection broke after the
+	// request was sent, the operation may or may not have been applied:
+	// retrying a Publish can deliver a message twice, retrying Set or Incr
+	// can apply it twice; a retried CompareAndSet reports ErrConflict if the
+	// first attempt had succeeded.
+	ErrUnavailable = errors.New("backend: unavailable")
 )
+
+// Unavailable wraps err so that it matches both ErrUnavailable and err with
+// errors.Is. Backend implementations use it to classify their client
+// library's connection errors; it returns nil for a nil err.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailableError{err}
+}
+
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string   { return "backend unavailable: " + e.err.Error() }
+func (e unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
 
 // Backend is the store and bus shared by the nodes of one application. All
 // methods are safe for concurrent use. Values passed in are copied, and

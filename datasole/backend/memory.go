@@ -3,6 +3,7 @@ package backend
 import (
 	"container/heap"
 	"context"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -15,9 +16,12 @@ import (
 type MemoryOptions struct {
 	// Prefix namespaces keys and channels. Empty means DefaultPrefix.
 	Prefix string
-	// SubscriberQueue is how many messages each subscription buffers while
-	// its handler is busy. Zero means DefaultSubscriberQueue.
-	SubscriberQueue int
+	// SubscriberQueueBytes bounds each subscription's queue while its
+	// handler is busy. Zero means DefaultSubscriberQueueBytes.
+	SubscriberQueueBytes int
+	// Logger receives the backend's warnings (a subscription dropping
+	// messages). Nil means slog.Default().
+	Logger *slog.Logger
 	// Peer, when set, makes the new backend share Peer's store and bus, the
 	// way several nodes share one Redis server. This lets one process run
 	// several nodes, in tests for example. Closing one of them leaves the
@@ -28,7 +32,9 @@ type MemoryOptions struct {
 // Memory is the in-process Backend: the embedded default for a single node.
 // It keeps copies of the values it is given, expires keys with a TTL as time
 // passes, and runs one goroutine per subscription plus one for gap
-// notifications. Create it with NewMemory.
+// notifications. It implements every optional interface: BatchGetter,
+// History (a ring per stream), Presence and GapNotifier. Create it with
+// NewMemory.
 type Memory struct {
 	store  *memStore
 	prefix string
@@ -39,18 +45,24 @@ type Memory struct {
 var (
 	_ Backend     = (*Memory)(nil)
 	_ GapNotifier = (*Memory)(nil)
+	_ BatchGetter = (*Memory)(nil)
+	_ History     = (*Memory)(nil)
+	_ Presence    = (*Memory)(nil)
 )
 
 // NewMemory returns an in-process backend configured by opts.
 func NewMemory(opts MemoryOptions) *Memory {
-	m := &Memory{prefix: opts.Prefix, disp: NewDispatcher(opts.SubscriberQueue)}
+	m := &Memory{
+		prefix: opts.Prefix,
+		disp:   NewDispatcher(DispatcherOptions{QueueBytes: opts.SubscriberQueueBytes, Logger: opts.Logger}),
+	}
 	if m.prefix == "" {
 		m.prefix = DefaultPrefix
 	}
 	if opts.Peer != nil {
 		m.store = opts.Peer.store
 	} else {
-		m.store = &memStore{entries: make(map[string]*memEntry), nodes: make(map[*Memory]struct{})}
+		m.store = newMemStore()
 	}
 	m.store.mu.Lock()
 	m.store.nodes[m] = struct{}{}
@@ -59,13 +71,33 @@ func NewMemory(opts MemoryOptions) *Memory {
 }
 
 // memStore is the state that peers share. Expired entries are removed by
-// every operation that takes the lock, oldest first, so memory stays bounded
-// by what is live without a background goroutine.
+// every operation that takes the lock, oldest first, and expired streams and
+// presence of dead nodes by a sweep at most once per sweepEvery, so memory
+// stays bounded by what is live without a background goroutine.
 type memStore struct {
 	mu      sync.Mutex
 	entries map[string]*memEntry
 	expiry  expiryHeap
 	nodes   map[*Memory]struct{}
+
+	streams       map[string]*memStream
+	presence      map[string]*memPresenceSet
+	presenceNodes map[string]*memNode
+	nextSweep     time.Time
+}
+
+// sweepEvery is how often expired streams and dead presence nodes are
+// looked for.
+const sweepEvery = time.Minute
+
+func newMemStore() *memStore {
+	return &memStore{
+		entries:       make(map[string]*memEntry),
+		nodes:         make(map[*Memory]struct{}),
+		streams:       make(map[string]*memStream),
+		presence:      make(map[string]*memPresenceSet),
+		presenceNodes: make(map[string]*memNode),
+	}
 }
 
 type memEntry struct {
@@ -83,6 +115,11 @@ func (s *memStore) lock() time.Time {
 	for len(s.expiry) > 0 && !s.expiry[0].expires.After(now) {
 		e := heap.Pop(&s.expiry).(*memEntry)
 		delete(s.entries, e.key)
+	}
+	if !now.Before(s.nextSweep) {
+		s.nextSweep = now.Add(sweepEvery)
+		s.sweepStreams(now)
+		s.sweepNodes(now)
 	}
 	return now
 }
@@ -209,6 +246,22 @@ func (m *Memory) Incr(ctx context.Context, key string, delta int64, ttl time.Dur
 	return n, nil
 }
 
+// GetMany implements BatchGetter.
+func (m *Memory) GetMany(ctx context.Context, keys []string) ([]Versioned, error) {
+	if err := m.check(ctx); err != nil {
+		return nil, err
+	}
+	m.store.lock()
+	defer m.store.mu.Unlock()
+	out := make([]Versioned, len(keys))
+	for i, k := range keys {
+		if e := m.store.entries[m.prefix+k]; e != nil {
+			out[i] = Versioned{Value: append([]byte(nil), e.value...), Version: e.version}
+		}
+	}
+	return out, nil
+}
+
 // Keys implements Backend.
 func (m *Memory) Keys(ctx context.Context, prefix string) ([]string, error) {
 	if err := m.check(ctx); err != nil {
@@ -236,12 +289,18 @@ func (m *Memory) Publish(ctx context.Context, channel string, msg []byte) error 
 	// subscriber sees.
 	m.store.mu.Lock()
 	defer m.store.mu.Unlock()
+	m.publishLocked(channel, msg)
+	return nil
+}
+
+// publishLocked hands msg to every node of m's namespace; the store lock
+// must be held.
+func (m *Memory) publishLocked(channel string, msg []byte) {
 	for n := range m.store.nodes {
 		if n.prefix == m.prefix {
 			n.disp.Dispatch(channel, append([]byte(nil), msg...))
 		}
 	}
-	return nil
 }
 
 // Subscribe implements Backend.

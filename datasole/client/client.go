@@ -139,6 +139,7 @@ type Client struct {
 	events   map[string][]*listener
 	store    stateStore
 	crdts    crdtStore
+	hist     history
 	onOpen   []func(ctx context.Context, reconnect bool)
 
 	writeMu  sync.Mutex // one writer at a time on ws
@@ -205,7 +206,7 @@ func newClient(u string, opts Options) *Client {
 		state:   Connecting,
 		crdts:   crdtStore{nodeID: newNodeID()},
 	}
-	c.onOpen = append(c.onOpen, c.resendOutbox)
+	c.onOpen = append(c.onOpen, c.resendOutbox, c.recoverStreams)
 	return c
 }
 
@@ -259,10 +260,7 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, error) {
 	d.Subprotocols = c.subprotocols()
 	ws, resp, err := d.DialContext(ctx, c.url, c.opts.Header)
 	if err != nil {
-		if resp != nil {
-			return nil, &DialError{Status: resp.StatusCode, Err: err}
-		}
-		return nil, &DialError{Err: err}
+		return nil, dialError(resp, err)
 	}
 	return ws, nil
 }
@@ -445,16 +443,7 @@ func (c *Client) handle(f protocol.Frame) {
 		if json.Unmarshal(f.Payload, &ev) != nil {
 			return
 		}
-		data := ev.Data
-		if len(data) == 0 {
-			data = json.RawMessage("null")
-		}
-		c.mu.Lock()
-		ls := c.events[ev.Event]
-		c.mu.Unlock()
-		for _, l := range ls {
-			l.fn(data)
-		}
+		c.handleEvent(ev)
 	case protocol.Pong:
 		c.settle(f.CorrelationID, response{})
 	case protocol.StatePatch, protocol.StateSnapshot:
@@ -467,6 +456,9 @@ func (c *Client) handle(f protocol.Frame) {
 			return
 		}
 		se := &ServerError{Message: body.Message, Code: body.Code, RetryAfter: time.Duration(body.RetryAfter) * time.Millisecond, CorrelationID: f.CorrelationID}
+		if c.crdtRefused(se) {
+			return
+		}
 		if f.CorrelationID == 0 || !c.settle(f.CorrelationID, response{err: se}) {
 			if c.opts.OnError != nil {
 				c.opts.OnError(se)
@@ -669,7 +661,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, params any) (json.R
 // allocID returns the next correlation id not in use; c.mu is held.
 func (c *Client) allocID() uint32 {
 	for {
-		c.nextID++
+		c.nextID = (c.nextID + 1) % crdtIDBit // ids from crdtIDBit up are CRDT ops'
 		if c.nextID == 0 {
 			continue
 		}

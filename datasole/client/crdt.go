@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/datasole/datasole-go/datasole"
 	"github.com/datasole/datasole-go/datasole/crdt"
 	"github.com/datasole/datasole-go/datasole/protocol"
 )
@@ -16,25 +19,80 @@ import (
 // once (optimistically), go out as CRDT_OP and stay in an outbox until a
 // CRDT_STATE from the server shows them included; after a reconnect the
 // outbox is sent again (the server applies each op once).
+//
+// Each CRDT_OP carries a correlation id of its own, which the server
+// echoes in an ERROR refusing it. A refused op leaves the outbox and its
+// local effect is undone (the replica is reset to what the server
+// confirmed, then the ops still pending are applied again); the refusal is
+// reported to OnCRDTError listeners and Options.OnError. A rate-limited op
+// stays and is sent again after the server's retryAfter.
 type crdtStore struct {
 	mu     sync.Mutex
 	nodeID string
 	keys   map[string]*replica
 	early  map[string]crdt.State // states for keys not registered yet
+	later  map[string][]*crdtSub // OnCRDT subscribers of keys not registered yet
+	lastID uint32
+	errs   []*crdtErrSub
 }
 
 type replica struct {
 	key    string
-	c      crdt.CRDT
-	outbox []crdt.Op
+	c      crdt.CRDT // what the application sees: base plus the outbox
+	base   crdt.CRDT // what the server confirmed: its states merged
+	outbox []pendingOp
 	subs   []*crdtSub
+}
+
+// pendingOp is an op not yet confirmed and the correlation id it was last
+// sent with (0: not sent since the last reconnect).
+type pendingOp struct {
+	op crdt.Op
+	id uint32
 }
 
 type crdtSub struct{ fn func() }
 
+type crdtErrSub struct{ fn func(*CRDTError) }
+
 // maxEarlyStates bounds states kept for keys the application has not
 // registered.
 const maxEarlyStates = 1024
+
+// crdtIDBit marks the correlation ids of CRDT ops; calls use ids below it.
+const crdtIDBit = 1 << 31
+
+// CRDTError reports a CRDT op the server refused. The op has left the
+// outbox and its local effect is undone. It matches crdt.ErrTooLarge,
+// crdt.ErrNodeOwned or crdt.ErrInvalidOp when the server's code says so
+// ("crdt-too-large", "crdt-node-owned", "crdt-invalid"), and the
+// *ServerError in any case.
+type CRDTError struct {
+	// Key is the CRDT key the op was for.
+	Key string
+	// Op is the refused op.
+	Op crdt.Op
+	// Server is the server's ERROR.
+	Server *ServerError
+}
+
+func (e *CRDTError) Error() string {
+	return fmt.Sprintf("datasole client: crdt op on %q refused: %s", e.Key, e.Server.Message)
+}
+
+// Unwrap returns the server's error and the crdt sentinel its code names.
+func (e *CRDTError) Unwrap() []error {
+	errs := []error{e.Server}
+	switch e.Server.Code {
+	case "crdt-too-large":
+		errs = append(errs, crdt.ErrTooLarge)
+	case "crdt-node-owned":
+		errs = append(errs, crdt.ErrNodeOwned)
+	case "crdt-invalid":
+		errs = append(errs, crdt.ErrInvalidOp)
+	}
+	return errs
+}
 
 func newNodeID() string {
 	var b [8]byte
@@ -47,7 +105,10 @@ func (c *Client) NodeID() string { return c.crdts.nodeID }
 
 // RegisterCRDT creates the local replica of a CRDT key of the named type
 // ("pn-counter", "lww-register", "lww-map"), or returns the existing one.
-// States the server sends for the key merge into it.
+// States the server sends for the key merge into it, and it is reset in
+// place when the server refuses one of this client's ops (see
+// OnCRDTError). Change it through Counter, Register and Map: changes made
+// on it directly are neither sent nor kept across such a reset.
 func (c *Client) RegisterCRDT(key, typ string) (crdt.CRDT, error) {
 	r, err := c.replica(key, typ)
 	if err != nil {
@@ -70,11 +131,15 @@ func (c *Client) replica(key, typ string) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
+	base, _ := crdt.New(typ, st.nodeID, crdt.Limits{})
 	if early, ok := st.early[key]; ok {
-		cr.Merge(early)
+		if cr.Merge(early) == nil {
+			base.Merge(early)
+		}
 		delete(st.early, key)
 	}
-	r := &replica{key: key, c: cr}
+	r := &replica{key: key, c: cr, base: base, subs: st.later[key]}
+	delete(st.later, key)
 	if st.keys == nil {
 		st.keys = make(map[string]*replica)
 	}
@@ -82,35 +147,75 @@ func (c *Client) replica(key, typ string) (*replica, error) {
 	return r, nil
 }
 
+// nextID returns the correlation id for the next CRDT op sent; st.mu is
+// held.
+func (st *crdtStore) nextID() uint32 {
+	st.lastID = (st.lastID + 1) % crdtIDBit
+	if st.lastID == 0 {
+		st.lastID = 1
+	}
+	return crdtIDBit | st.lastID
+}
+
 // OnCRDT calls fn after every change of the local replica of key (a local
-// op or a merged server state). fn runs with no lock held.
+// op, a merged server state or an op undone after a refusal), also when
+// key is registered only later. fn runs with no lock held.
 func (c *Client) OnCRDT(key string, fn func()) (off func()) {
 	st := &c.crdts
 	s := &crdtSub{fn: fn}
 	st.mu.Lock()
-	r := st.keys[key]
-	if r != nil {
+	if r := st.keys[key]; r != nil {
 		r.subs = append(append([]*crdtSub(nil), r.subs...), s)
+	} else {
+		if st.later == nil {
+			st.later = make(map[string][]*crdtSub)
+		}
+		st.later[key] = append(st.later[key], s)
 	}
 	st.mu.Unlock()
 	return func() {
 		st.mu.Lock()
 		defer st.mu.Unlock()
-		if r == nil {
-			return
+		if r := st.keys[key]; r != nil {
+			r.subs = without(r.subs, s)
+		} else if subs := without(st.later[key], s); len(subs) > 0 {
+			st.later[key] = subs
+		} else {
+			delete(st.later, key)
 		}
-		var next []*crdtSub
-		for _, x := range r.subs {
-			if x != s {
-				next = append(next, x)
-			}
+	}
+}
+
+// without returns a copy of subs without s.
+func without[T comparable](subs []T, s T) []T {
+	var next []T
+	for _, x := range subs {
+		if x != s {
+			next = append(next, x)
 		}
-		r.subs = next
+	}
+	return next
+}
+
+// OnCRDTError calls fn for every CRDT op the server refuses, after the op
+// has left the outbox and its local effect is undone. fn runs on the
+// client's read goroutine with no lock held; it must not block.
+func (c *Client) OnCRDTError(fn func(*CRDTError)) (off func()) {
+	st := &c.crdts
+	s := &crdtErrSub{fn: fn}
+	st.mu.Lock()
+	st.errs = append(append([]*crdtErrSub(nil), st.errs...), s)
+	st.mu.Unlock()
+	return func() {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.errs = without(st.errs, s)
 	}
 }
 
 // localOp applies fn's op locally (fn uses the replica's own methods),
-// queues it in the outbox and sends it.
+// queues it in the outbox and sends it. An op the replica refuses (too
+// large, a forbidden value, …) returns the error and is not sent.
 func (c *Client) localOp(ctx context.Context, key, typ string, fn func(cr crdt.CRDT) (crdt.Op, error)) error {
 	r, err := c.replica(key, typ)
 	if err != nil {
@@ -123,7 +228,8 @@ func (c *Client) localOp(ctx context.Context, key, typ string, fn func(cr crdt.C
 		st.mu.Unlock()
 		return err
 	}
-	r.outbox = append(r.outbox, op)
+	id := st.nextID()
+	r.outbox = append(r.outbox, pendingOp{op: op, id: id})
 	subs := r.subs
 	st.mu.Unlock()
 	for _, s := range subs {
@@ -132,13 +238,13 @@ func (c *Client) localOp(ctx context.Context, key, typ string, fn func(cr crdt.C
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := c.sendCRDTOp(key, op); err != nil && err != ErrNotConnected {
+	if err := c.sendCRDTOp(key, op, id); err != nil && !errors.Is(err, ErrNotConnected) {
 		return err
 	}
 	return nil // while disconnected the op waits in the outbox
 }
 
-func (c *Client) sendCRDTOp(key string, op crdt.Op) error {
+func (c *Client) sendCRDTOp(key string, op crdt.Op, id uint32) error {
 	payload, err := json.Marshal(struct {
 		Key string  `json:"key"`
 		Op  crdt.Op `json:"op"`
@@ -146,7 +252,7 @@ func (c *Client) sendCRDTOp(key string, op crdt.Op) error {
 	if err != nil {
 		return err
 	}
-	return c.send(protocol.CRDTOp, 0, payload)
+	return c.send(protocol.CRDTOp, id, payload)
 }
 
 // resendOutbox sends every unacknowledged op again after a reconnect.
@@ -154,24 +260,120 @@ func (c *Client) resendOutbox(ctx context.Context, reconnect bool) {
 	if !reconnect {
 		return
 	}
-	st := &c.crdts
-	st.mu.Lock()
 	type pending struct {
 		key string
 		op  crdt.Op
+		id  uint32
 	}
+	st := &c.crdts
+	st.mu.Lock()
 	var all []pending
 	for _, r := range st.keys {
-		for _, op := range r.outbox {
-			all = append(all, pending{r.key, op})
+		for i := range r.outbox {
+			r.outbox[i].id = st.nextID()
+			all = append(all, pending{r.key, r.outbox[i].op, r.outbox[i].id})
 		}
 	}
 	st.mu.Unlock()
 	for _, p := range all {
-		if c.sendCRDTOp(p.key, p.op) != nil {
+		if c.sendCRDTOp(p.key, p.op, p.id) != nil {
 			return // disconnected again: the next reconnect retries
 		}
 	}
+}
+
+// resendOp sends the outbox op last sent with id again, if it is still
+// waiting (after a rate-limit refusal).
+func (c *Client) resendOp(id uint32) {
+	st := &c.crdts
+	st.mu.Lock()
+	r, i := st.findOp(id)
+	if r == nil {
+		st.mu.Unlock()
+		return
+	}
+	p := &r.outbox[i]
+	p.id = st.nextID()
+	key, op, next := r.key, p.op, p.id
+	st.mu.Unlock()
+	c.sendCRDTOp(key, op, next) // a failure leaves it to the next reconnect
+}
+
+// findOp returns the replica and outbox index of the op last sent with id;
+// st.mu is held.
+func (st *crdtStore) findOp(id uint32) (*replica, int) {
+	if id&crdtIDBit == 0 {
+		return nil, 0
+	}
+	for _, r := range st.keys {
+		for i, p := range r.outbox {
+			if p.id == id {
+				return r, i
+			}
+		}
+	}
+	return nil, 0
+}
+
+// crdtRefused handles an ERROR that answers a CRDT op and reports whether
+// it did: a rate-limited op is sent again after the server's retryAfter,
+// any other refused op leaves the outbox, its local effect is undone and
+// the refusal goes to OnCRDTError listeners. Options.OnError sees every
+// such ERROR, as before ops had correlation ids.
+func (c *Client) crdtRefused(se *ServerError) bool {
+	st := &c.crdts
+	st.mu.Lock()
+	r, i := st.findOp(se.CorrelationID)
+	if r == nil {
+		st.mu.Unlock()
+		return false
+	}
+	if errors.Is(se, datasole.ErrRateLimited) {
+		st.mu.Unlock()
+		wait := min(max(se.RetryAfter, 10*time.Millisecond), time.Minute)
+		time.AfterFunc(wait, func() { c.resendOp(se.CorrelationID) })
+		if c.opts.OnError != nil {
+			c.opts.OnError(se)
+		}
+		return true
+	}
+	refused := []*CRDTError{{Key: r.key, Op: r.outbox[i].op, Server: se}}
+	r.outbox = append(r.outbox[:i:i], r.outbox[i+1:]...)
+	refused = append(refused, r.rebase()...)
+	subs, errSubs := r.subs, st.errs
+	st.mu.Unlock()
+	for _, s := range subs {
+		s.fn()
+	}
+	for _, e := range refused {
+		for _, s := range errSubs {
+			s.fn(e)
+		}
+		if c.opts.OnError != nil {
+			c.opts.OnError(e.Server)
+		}
+	}
+	return true
+}
+
+// rebase resets the replica to what the server confirmed and applies the
+// outbox again. Ops that no longer apply leave the outbox and are returned
+// as refusals. st.mu is held.
+func (r *replica) rebase() []*CRDTError {
+	if err := r.c.(interface{ Reset(crdt.State) error }).Reset(r.base.State()); err != nil {
+		return nil // the base merged into r.c before, so this cannot happen
+	}
+	var dropped []*CRDTError
+	kept := r.outbox[:0]
+	for _, p := range r.outbox {
+		if err := r.c.Apply(p.op); err != nil && !errors.Is(err, crdt.ErrDuplicateOp) {
+			dropped = append(dropped, &CRDTError{Key: r.key, Op: p.op, Server: &ServerError{Message: err.Error(), Code: "crdt-invalid"}})
+			continue
+		}
+		kept = append(kept, p)
+	}
+	r.outbox = kept
+	return dropped
 }
 
 func (c *Client) handleCRDTState(f protocol.Frame) {
@@ -200,10 +402,11 @@ func (c *Client) handleCRDTState(f protocol.Frame) {
 		c.log.Debug("datasole client: crdt state rejected", "key", body.Key, "err", err)
 		return
 	}
+	r.base.Merge(body.State)
 	kept := r.outbox[:0]
-	for _, op := range r.outbox {
-		if !covers(body.State, op) {
-			kept = append(kept, op)
+	for _, p := range r.outbox {
+		if !covers(body.State, p.op) {
+			kept = append(kept, p)
 		}
 	}
 	r.outbox = kept

@@ -25,14 +25,6 @@ type stateValue struct {
 
 type stateSub struct{ fn func(json.RawMessage, uint64) }
 
-// wire body of STATE_PATCH with the extension members.
-type patchBody struct {
-	Key     string          `json:"key"`
-	Patches json.RawMessage `json:"patches"`
-	Version uint64          `json:"version"`
-	Base    *uint64         `json:"base"`
-}
-
 func (c *Client) handleState(f protocol.Frame) {
 	st := &c.store
 	switch f.Opcode {
@@ -57,7 +49,7 @@ func (c *Client) handleState(f protocol.Frame) {
 		st.mu.Unlock()
 		notify(subs, data, b.Version)
 	case protocol.StatePatch:
-		var b patchBody
+		var b protocol.StatePatchBody
 		if json.Unmarshal(f.Payload, &b) != nil || b.Key == "" {
 			return
 		}

@@ -12,3 +12,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestClusterOnMemoryBackends(t *testing.T) {
 	clustertest.Run(t, clustertest.MemoryCluster)
 }
+
+func TestHistoryOnMemoryBackends(t *testing.T) {
+	t.Run("two nodes sharing one store", func(t *testing.T) { clustertest.RunHistory(t, clustertest.MemoryCluster, 2) })
+	t.Run("one node", func(t *testing.T) { clustertest.RunHistory(t, clustertest.MemoryCluster, 1) })
+}

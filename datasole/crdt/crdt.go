@@ -2,10 +2,13 @@ package crdt
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/datasole/datasole-go/datasole/protocol"
 )
 
 // Type names as they appear in the "type" member of ops and states.
@@ -30,9 +33,21 @@ const MaxSafeInteger = 1 << 53
 
 // Defaults used when the corresponding [Limits] field is zero.
 const (
-	DefaultMaxEntries   = 10_000
-	DefaultMaxNodeIDLen = 128
+	DefaultMaxEntries    = 10_000
+	DefaultMaxNodeIDLen  = 128
+	DefaultMaxStateBytes = 256 << 10
+	DefaultMaxValueBytes = 64 << 10
+	DefaultMaxNodes      = 1024
+	DefaultMaxSeqJump    = 1 << 16
 )
+
+// MaxStateCeiling is the largest encoded state (json.Marshal of State) any
+// replica holds, whatever its Limits: merges that would pass it are refused,
+// and Limits.MaxStateBytes above it means MaxStateCeiling. A CRDT_STATE
+// payload adds 20 bytes and the JSON-quoted key to the state, so a state at
+// the ceiling still fits protocol.MaxPayload with a key of up to 2 KiB, even
+// one whose every byte needs a six-byte escape.
+const MaxStateCeiling = protocol.MaxPayload - 16<<10
 
 // Sentinel errors. Errors returned by this package wrap one or more of them;
 // test with errors.Is.
@@ -45,8 +60,9 @@ var (
 	ErrInvalidState = errors.New("crdt: invalid state")
 	// ErrTypeMismatch is returned when an op or state names another CRDT type.
 	ErrTypeMismatch = errors.New("crdt: type mismatch")
-	// ErrTooLarge is returned when a change would exceed Limits.MaxEntries or
-	// push a counter past MaxSafeInteger. Nothing is changed.
+	// ErrTooLarge is returned when a change would exceed a bound of [Limits]
+	// (entries, nodes, state or value bytes) or [MaxStateCeiling], or push a
+	// counter past MaxSafeInteger. Nothing is changed.
 	ErrTooLarge = errors.New("crdt: too large")
 	// ErrDuplicateOp is returned by PNCounter.Apply for an op whose (nodeId,
 	// seq) was already applied. It is not a failure: the op has no effect and
@@ -55,8 +71,19 @@ var (
 	// ErrForbiddenField is returned for lww-map field names __proto__,
 	// constructor and prototype, which v1 browser peers refuse or mishandle.
 	ErrForbiddenField = errors.New("crdt: forbidden field name")
+	// ErrForbiddenValue is returned for a register or map value that holds an
+	// object member named __proto__, constructor or prototype at any depth;
+	// the error also matches patch.ErrForbiddenKey, as live state values do.
+	ErrForbiddenValue = errors.New("crdt: forbidden member name in value")
 	// ErrInvalidNodeID is returned for an empty or over-long node id.
 	ErrInvalidNodeID = errors.New("crdt: invalid node id")
+	// ErrSeqJump is returned (wrapped with ErrInvalidOp) by PNCounter.Apply for
+	// an op whose seq lies more than Limits.MaxSeqJump past the highest seq
+	// known for its node.
+	ErrSeqJump = errors.New("crdt: seq too far ahead")
+	// ErrNodeOwned is returned by [Owners] for a node id bound to another
+	// owner.
+	ErrNodeOwned = errors.New("crdt: node id owned by another writer")
 	// ErrUnknownType is returned by New for a type name other than
 	// "pn-counter", "lww-register" and "lww-map".
 	ErrUnknownType = errors.New("crdt: unknown type")
@@ -75,6 +102,14 @@ type CRDT interface {
 	Merge(s State) error
 	// State returns the replica's state in v1 wire shape plus extension members.
 	State() State
+	// EncodedState returns json.Marshal(State()), encoded at the first call
+	// after a change and reused until the next one (so a counter's or map's
+	// metadata.timestamp is the clock at that first call). The caller must not
+	// modify it.
+	EncodedState() json.RawMessage
+	// Size returns an upper bound of len(EncodedState()), kept up to date
+	// with every change at the cost of the change, not of the whole state.
+	Size() int
 }
 
 // New returns an empty CRDT of the named type for replica nodeID.
@@ -93,10 +128,47 @@ func New(typ, nodeID string, lim Limits) (CRDT, error) {
 // Limits bounds what a replica accepts. The zero value applies the defaults
 // and no timestamp clamping, which suits a client that trusts its server; a
 // server facing untrusted clients should set MaxSkew.
+//
+// Byte bounds apply to the encoded state, json.Marshal(State()), which is
+// what a CRDT_STATE frame carries. Every replica keeps a running upper bound
+// of it (see CRDT.Size) and checks a change against it before applying
+// anything: a local change or remote op that would grow the state past
+// MaxStateBytes, a value past MaxValueBytes, or a counter past MaxNodes is
+// refused with ErrTooLarge and changes nothing. A change that does not grow
+// the state (an overwrite with a value no longer than the old one, an
+// increment of a known node, a losing write) is never refused for size.
+// Merges combine writes that other replicas already accepted, so they are
+// held only to MaxEntries and MaxStateCeiling; refusing them at the smaller
+// budget would leave replicas apart for good.
 type Limits struct {
 	// MaxEntries bounds the number of lww-map fields, tombstones included,
-	// and of pn-counter nodes. Zero means DefaultMaxEntries (10,000).
+	// of pn-counter nodes (merges included) and of [Owners] bindings. Zero
+	// means DefaultMaxEntries (10,000).
 	MaxEntries int
+	// MaxStateBytes bounds the encoded state that local changes and remote
+	// ops may grow. Zero means DefaultMaxStateBytes (256 KiB); values above
+	// MaxStateCeiling (1008 KiB) mean MaxStateCeiling.
+	MaxStateBytes int
+	// MaxValueBytes bounds one lww-register or lww-map value, in bytes of
+	// its compact JSON encoding, in local changes and remote ops. Zero means
+	// DefaultMaxValueBytes (64 KiB); it is never above MaxStateBytes.
+	MaxValueBytes int
+	// MaxNodes bounds the distinct node ids a pn-counter takes local changes
+	// and ops from, its own included. Each node stays in the state for good
+	// (at most three times its JSON-quoted id plus 54 bytes), so this is the
+	// number of writers a counter can ever have. Zero means DefaultMaxNodes
+	// (1,024). Merges are held to MaxEntries.
+	MaxNodes int
+	// MaxSeqJump bounds how far a remote pn-counter op's seq may lie past the
+	// highest seq known for its node (0 for a new node); ops beyond are
+	// refused with ErrSeqJump, so that one op cannot make every later op of
+	// its node look like a duplicate. Zero means DefaultMaxSeqJump (65,536).
+	MaxSeqJump uint64
+	// MaxNodesPerOwner bounds the node ids one owner may bind in an [Owners].
+	// Zero means no bound besides MaxEntries. A browser client takes a fresh
+	// node id per page load, so a bound here eventually locks out a user who
+	// reloads often; it suits owners that are connections rather than users.
+	MaxNodesPerOwner int
 	// MaxNodeIDLen bounds node ids in bytes. Zero means DefaultMaxNodeIDLen (128).
 	MaxNodeIDLen int
 	// MaxSkew, when positive, clamps every LWW timestamp (local writes, remote
@@ -112,6 +184,36 @@ func (l Limits) maxEntries() int {
 		return l.MaxEntries
 	}
 	return DefaultMaxEntries
+}
+
+func (l Limits) maxStateBytes() int {
+	if l.MaxStateBytes > 0 {
+		return min(l.MaxStateBytes, MaxStateCeiling)
+	}
+	return DefaultMaxStateBytes
+}
+
+func (l Limits) maxValueBytes() int {
+	n := DefaultMaxValueBytes
+	if l.MaxValueBytes > 0 {
+		n = l.MaxValueBytes
+	}
+	return min(n, l.maxStateBytes())
+}
+
+func (l Limits) maxNodes() int {
+	n := DefaultMaxNodes
+	if l.MaxNodes > 0 {
+		n = l.MaxNodes
+	}
+	return min(n, l.maxEntries())
+}
+
+func (l Limits) maxSeqJump() uint64 {
+	if l.MaxSeqJump > 0 {
+		return l.MaxSeqJump
+	}
+	return DefaultMaxSeqJump
 }
 
 func (l Limits) now() time.Time {

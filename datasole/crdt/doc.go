@@ -21,9 +21,35 @@
 // and idempotent, so replicas that have received the same writes hold the
 // same state whatever the order or duplication of delivery.
 //
+// # Untrusted input
+//
 // Remote input is validated: an op of another type is refused with
 // [ErrTypeMismatch], malformed ops with [ErrInvalidOp], malformed states with
 // [ErrInvalidState], changes past [Limits] with [ErrTooLarge], and a refused
 // op or state changes nothing. [Limits.MaxSkew] clamps timestamps that lie
-// too far in the future (see [Clamp]).
+// too far in the future (see [Clamp]). Register and map values holding an
+// object member named __proto__, constructor or prototype at any depth are
+// refused with [ErrForbiddenValue], as live state values are.
+//
+// Sizes are bounded in bytes of the encoded state, the JSON a CRDT_STATE
+// frame carries. With the default [Limits], a value may take 64 KiB, local
+// changes and ops may grow a state to 256 KiB, a pn-counter takes ops from
+// at most 1,024 node ids, and no replica holds a state past
+// [MaxStateCeiling] (1008 KiB), so every state fits one frame. Each replica
+// keeps a running upper bound of its encoded size ([CRDT.Size]) and checks
+// every change against it before applying it, at the cost of the change,
+// not of the state. A pn-counter op whose seq jumps more than
+// [Limits.MaxSeqJump] past its node's known ops is refused with [ErrSeqJump].
+//
+// Nothing in an op proves who wrote it: any writer can name any node id. A
+// server binds each node id to the first writer that uses it with
+// [Owners], and stores the bindings with the state as a [Record]; clients
+// never see them.
+//
+// # Encoding
+//
+// [CRDT.EncodedState] returns the encoded state, cached until the next
+// change, so a server can send the state of an unchanged CRDT again without
+// encoding it again; [AppendRecord] appends state and bindings to a buffer
+// from the cached encodings.
 package crdt

@@ -19,7 +19,10 @@ import (
 // are merged as if written at metadata.timestamp by metadata.nodeId, as the
 // v1 reference does, and its deletes cannot be seen.
 //
-// Field names must be non-empty and not __proto__, constructor or prototype.
+// Field names must be non-empty and not __proto__, constructor or prototype;
+// values must not hold object members of those names at any depth. Writes
+// are bounded by Limits.MaxValueBytes per value and Limits.MaxStateBytes for
+// the whole state, field names and stamps included.
 //
 // An LWWMap is safe for concurrent use.
 type LWWMap struct {
@@ -28,6 +31,8 @@ type LWWMap struct {
 	lim     Limits
 	fields  map[string]write
 	version uint64
+	size    int // upper bound of the encoded state
+	enc     encoding
 }
 
 // NewLWWMap returns an empty map for replica nodeID.
@@ -35,7 +40,20 @@ func NewLWWMap(nodeID string, lim Limits) (*LWWMap, error) {
 	if err := lim.checkNodeID(nodeID); err != nil {
 		return nil, err
 	}
-	return &LWWMap{node: nodeID, lim: lim, fields: map[string]write{}}, nil
+	base := len(`{"type":"lww-map","value":{},"metadata":{"type":"lww-map","nodeId":,"timestamp":,"version":,"fields":{}}}`) +
+		quotedLen(nodeID) + 2*wordWidth
+	return &LWWMap{node: nodeID, lim: lim, fields: map[string]write{}, size: base}, nil
+}
+
+// fieldSize bounds what field, written as w, adds to the encoded state: its
+// stamp in metadata.fields and, when live, its value.
+func fieldSize(field string, w write) int {
+	q := quotedLen(field)
+	n := q + len(`:{"timestamp":,"nodeId":},`) + safeWidth + quotedLen(w.node)
+	if w.deleted {
+		return n + len(`,"deleted":true`)
+	}
+	return n + q + len(`:,`) + len(w.value)
 }
 
 // Type returns "lww-map".
@@ -57,13 +75,19 @@ func checkField(field string) error {
 // Set writes field = v (any value encoding/json accepts, or a
 // json.RawMessage) at timestamp ts (milliseconds) and returns the op to
 // send. The write takes effect only if it wins; the op is returned either
-// way. With Limits.MaxSkew set, ts is clamped first.
+// way. With Limits.MaxSkew set, ts is clamped first. A value holding a
+// forbidden member name is refused with ErrForbiddenValue, one past
+// Limits.MaxValueBytes or a write that would grow the state past
+// Limits.MaxStateBytes with ErrTooLarge.
 func (m *LWWMap) Set(field string, v any, ts int64) (Op, error) {
 	if err := checkField(field); err != nil {
 		return Op{}, err
 	}
 	b, err := encodeValue(v)
 	if err != nil {
+		return Op{}, err
+	}
+	if err := m.lim.checkEncoded(b); err != nil {
 		return Op{}, err
 	}
 	op := Op{Type: TypeLWWMap, NodeID: m.node, Timestamp: ts, Op: OpSet, Key: field, Value: b}
@@ -94,21 +118,32 @@ func (m *LWWMap) local(op Op, w write) (Op, error) {
 	return op, nil
 }
 
-// offer installs w for field if it wins; a new field must fit MaxEntries.
+// offer installs w for field if it wins; a new field must fit MaxEntries
+// and the state MaxStateBytes.
 func (m *LWWMap) offer(field string, w write) error {
 	cur, ok := m.fields[field]
+	if ok && !w.beats(cur) {
+		return nil
+	}
 	if !ok && len(m.fields) >= m.lim.maxEntries() {
 		return fmt.Errorf("%w: more than %d fields", ErrTooLarge, m.lim.maxEntries())
 	}
-	if !ok || w.beats(cur) {
-		m.fields[field] = w
-		m.version++
+	next := m.size + fieldSize(field, w)
+	if ok {
+		next -= fieldSize(field, cur)
 	}
+	if err := budget(m.size, next, m.lim.maxStateBytes()); err != nil {
+		return err
+	}
+	m.fields[field] = w
+	m.size = next
+	m.version++
+	m.enc.reset()
 	return nil
 }
 
 // Apply applies a remote "set" (needs key and value; null is a value) or
-// "remove" (needs key) op.
+// "remove" (needs key) op. Values are checked as in Set.
 func (m *LWWMap) Apply(op Op) error {
 	if err := m.lim.checkOp(op, TypeLWWMap); err != nil {
 		return err
@@ -122,9 +157,9 @@ func (m *LWWMap) Apply(op Op) error {
 		if len(op.Value) == 0 {
 			return fmt.Errorf("%w: set without value", ErrInvalidOp)
 		}
-		b, err := encodeValue(op.Value)
+		b, err := m.lim.opValue(op.Value)
 		if err != nil {
-			return fmt.Errorf("%w: %w", ErrInvalidOp, err)
+			return err
 		}
 		w.value = b
 	case OpRemove:
@@ -139,9 +174,10 @@ func (m *LWWMap) Apply(op Op) error {
 
 // Merge merges a remote map state field by field. The state needs an
 // object value, a valid metadata.timestamp and metadata.nodeId (used for
-// fields that metadata.fields does not stamp). Forbidden field names and
-// malformed field entries are skipped, as the v1 reference skips forbidden
-// names. A merge that would exceed MaxEntries fields returns ErrTooLarge and
+// fields that metadata.fields does not stamp). Forbidden field names,
+// values holding forbidden member names and malformed field entries are
+// skipped, as the v1 reference skips forbidden names. A merge that would
+// exceed MaxEntries fields or MaxStateCeiling bytes returns ErrTooLarge and
 // changes nothing.
 func (m *LWWMap) Merge(s State) error {
 	if err := checkState(s, TypeLWWMap); err != nil {
@@ -167,8 +203,11 @@ func (m *LWWMap) Merge(s State) error {
 		if !stamped {
 			fm = FieldMeta{Timestamp: md.Timestamp, NodeID: md.NodeID}
 		}
+		if fm.Deleted || !m.validStamp(fm) || checkField(field) != nil {
+			continue
+		}
 		b, err := encodeValue(v)
-		if err != nil || fm.Deleted || !m.validStamp(fm) || checkField(field) != nil {
+		if err != nil || checkMembers(b) != nil {
 			continue
 		}
 		incoming[field] = write{value: b, ts: m.lim.clamp(fm.Timestamp), node: fm.NodeID}
@@ -181,25 +220,35 @@ func (m *LWWMap) Merge(s State) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	added := 0
-	for field := range incoming {
-		if _, ok := m.fields[field]; !ok {
+	added, next := 0, m.size
+	for field, w := range incoming {
+		cur, ok := m.fields[field]
+		switch {
+		case !ok:
 			added++
+		case !w.beats(cur):
+			delete(incoming, field)
+			continue
+		default:
+			next -= fieldSize(field, cur)
 		}
+		next += fieldSize(field, w)
 	}
 	if len(m.fields)+added > m.lim.maxEntries() {
 		return fmt.Errorf("%w: more than %d fields", ErrTooLarge, m.lim.maxEntries())
 	}
-	changed := false
+	if err := budget(m.size, next, MaxStateCeiling); err != nil {
+		return err
+	}
+	if len(incoming) == 0 {
+		return nil
+	}
 	for field, w := range incoming {
-		if cur, ok := m.fields[field]; !ok || w.beats(cur) {
-			m.fields[field] = w
-			changed = true
-		}
+		m.fields[field] = w
 	}
-	if changed {
-		m.version++
-	}
+	m.size = next
+	m.version++
+	m.enc.reset()
 	return nil
 }
 
@@ -212,6 +261,24 @@ func (m *LWWMap) validStamp(fm FieldMeta) bool {
 func (m *LWWMap) State() State {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.stateLocked()
+}
+
+// EncodedState returns the encoded State, cached until the next change.
+func (m *LWWMap) EncodedState() json.RawMessage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.enc.get(m.stateLocked)
+}
+
+// Size returns an upper bound of len(EncodedState()).
+func (m *LWWMap) Size() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.size
+}
+
+func (m *LWWMap) stateLocked() State {
 	live := make(map[string]json.RawMessage, len(m.fields))
 	meta := make(map[string]FieldMeta, len(m.fields))
 	for field, w := range m.fields {

@@ -16,6 +16,9 @@ import (
 //
 // A new register holds no value at timestamp 0, so any write wins.
 //
+// Values must not hold object members named __proto__, constructor or
+// prototype at any depth, and are bounded by Limits.MaxValueBytes.
+//
 // An LWWRegister is safe for concurrent use.
 type LWWRegister struct {
 	mu      sync.Mutex
@@ -23,6 +26,8 @@ type LWWRegister struct {
 	lim     Limits
 	cur     write
 	version uint64
+	base    int // size of the encoded state without value and writer
+	enc     encoding
 }
 
 // NewLWWRegister returns an empty register for replica nodeID.
@@ -30,7 +35,14 @@ func NewLWWRegister(nodeID string, lim Limits) (*LWWRegister, error) {
 	if err := lim.checkNodeID(nodeID); err != nil {
 		return nil, err
 	}
-	return &LWWRegister{node: nodeID, lim: lim}, nil
+	base := len(`{"type":"lww-register","value":,"metadata":{"type":"lww-register","nodeId":,"timestamp":,"version":,"writer":}}`) +
+		quotedLen(nodeID) + 2*wordWidth
+	return &LWWRegister{node: nodeID, lim: lim, base: base}, nil
+}
+
+// sizeOf bounds the encoded state when w is the current write.
+func (r *LWWRegister) sizeOf(w write) int {
+	return r.base + len(w.value) + quotedLen(w.node)
 }
 
 // Type returns "lww-register".
@@ -43,10 +55,15 @@ func (r *LWWRegister) NodeID() string { return r.node }
 // timestamp ts (milliseconds) and returns the op to send. The write takes
 // effect only if it wins; the op is returned either way, like the v1
 // reference does. With Limits.MaxSkew set, ts is clamped first and the op
-// carries the clamped timestamp.
+// carries the clamped timestamp. A value holding a forbidden member name is
+// refused with ErrForbiddenValue, one past Limits.MaxValueBytes or
+// Limits.MaxStateBytes with ErrTooLarge.
 func (r *LWWRegister) Set(v any, ts int64) (Op, error) {
 	b, err := encodeValue(v)
 	if err != nil {
+		return Op{}, err
+	}
+	if err := r.lim.checkEncoded(b); err != nil {
 		return Op{}, err
 	}
 	if ts < 0 || ts > MaxSafeInteger {
@@ -55,16 +72,24 @@ func (r *LWWRegister) Set(v any, ts int64) (Op, error) {
 	ts = r.lim.clamp(ts)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.offer(write{value: b, ts: ts, node: r.node})
+	if err := r.offer(write{value: b, ts: ts, node: r.node}, r.lim.maxStateBytes()); err != nil {
+		return Op{}, err
+	}
 	return Op{Type: TypeLWWRegister, NodeID: r.node, Timestamp: ts, Op: OpSet, Value: b}, nil
 }
 
-// offer installs w if it wins.
-func (r *LWWRegister) offer(w write) {
-	if w.beats(r.cur) {
-		r.cur = w
-		r.version++
+// offer installs w if it wins and the state stays within limit.
+func (r *LWWRegister) offer(w write, limit int) error {
+	if !w.beats(r.cur) {
+		return nil
 	}
+	if err := budget(r.sizeOf(r.cur), r.sizeOf(w), limit); err != nil {
+		return err
+	}
+	r.cur = w
+	r.version++
+	r.enc.reset()
+	return nil
 }
 
 // Apply applies a remote "set" op. The op needs a value (null is a value).
@@ -78,20 +103,21 @@ func (r *LWWRegister) Apply(op Op) error {
 	if len(op.Value) == 0 {
 		return fmt.Errorf("%w: set without value", ErrInvalidOp)
 	}
-	b, err := encodeValue(op.Value)
+	b, err := r.lim.opValue(op.Value)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidOp, err)
+		return err
 	}
 	ts := r.lim.clamp(op.Timestamp)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.offer(write{value: b, ts: ts, node: op.NodeID})
-	return nil
+	return r.offer(write{value: b, ts: ts, node: op.NodeID}, r.lim.maxStateBytes())
 }
 
 // Merge merges a remote register state. A state without a value (never
 // written) changes nothing; otherwise it needs a valid metadata.timestamp
-// and a writer (metadata.writer, else metadata.nodeId).
+// and a writer (metadata.writer, else metadata.nodeId), and a value free of
+// forbidden member names (ErrForbiddenValue) that keeps the state within
+// MaxStateCeiling (ErrTooLarge).
 func (r *LWWRegister) Merge(s State) error {
 	if err := checkState(s, TypeLWWRegister); err != nil {
 		return err
@@ -114,11 +140,13 @@ func (r *LWWRegister) Merge(s State) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidState, err)
 	}
+	if err := checkMembers(b); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidState, err)
+	}
 	ts := r.lim.clamp(md.Timestamp)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.offer(write{value: b, ts: ts, node: writer})
-	return nil
+	return r.offer(write{value: b, ts: ts, node: writer}, MaxStateCeiling)
 }
 
 // State returns the register in v1 shape: metadata.timestamp is the
@@ -127,6 +155,24 @@ func (r *LWWRegister) Merge(s State) error {
 func (r *LWWRegister) State() State {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.stateLocked()
+}
+
+// EncodedState returns the encoded State, cached until the next change.
+func (r *LWWRegister) EncodedState() json.RawMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.enc.get(r.stateLocked)
+}
+
+// Size returns an upper bound of len(EncodedState()).
+func (r *LWWRegister) Size() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sizeOf(r.cur)
+}
+
+func (r *LWWRegister) stateLocked() State {
 	return State{
 		Type:  TypeLWWRegister,
 		Value: bytes.Clone(r.cur.value),

@@ -32,6 +32,16 @@ import (
 // carry no seqs; if they raise a node's count past its seq'd ops, a later op
 // of that node may be counted again.
 //
+// # Bounds
+//
+// Every node that ever wrote stays in the state, so a counter takes local
+// changes and ops from at most Limits.MaxNodes distinct node ids (and
+// Limits.MaxStateBytes of state); ops of further nodes are refused with
+// ErrTooLarge. An op whose seq lies more than Limits.MaxSeqJump past its
+// node's highest known seq is refused with ErrSeqJump. Neither stops one
+// client from writing under another's node id: a server binds node ids to
+// their writers with [Owners].
+//
 // A PNCounter is safe for concurrent use.
 type PNCounter struct {
 	mu      sync.Mutex
@@ -39,6 +49,8 @@ type PNCounter struct {
 	lim     Limits
 	nodes   map[string]*pnEntry
 	version uint64
+	size    int // upper bound of the encoded state
+	enc     encoding
 }
 
 // pnEntry is one node's counts. hasInc and hasDec record whether the node
@@ -47,6 +59,19 @@ type pnEntry struct {
 	inc, dec       uint64
 	hasInc, hasDec bool
 	seq            seqWindow
+	qlen           int // quotedLen of the node id
+}
+
+// size bounds what e adds to the encoded state: one member per vector it
+// appears in, and one in metadata.seqs once it has a seq.
+func (e *pnEntry) size() int {
+	n := 0
+	for _, in := range []bool{e.hasInc, e.hasDec, e.seq.high > 0} {
+		if in {
+			n += e.qlen + len(`:,`) + safeWidth
+		}
+	}
+	return n
 }
 
 // seqWindow remembers which op sequence numbers of one node were counted:
@@ -97,10 +122,14 @@ func NewPNCounter(nodeID string, lim Limits) (*PNCounter, error) {
 	if err := lim.checkNodeID(nodeID); err != nil {
 		return nil, err
 	}
+	own := &pnEntry{hasInc: true, hasDec: true, qlen: quotedLen(nodeID)}
+	base := len(`{"type":"pn-counter","value":,"metadata":{"type":"pn-counter","nodeId":,"timestamp":,"version":,"vector":{"increments":{},"decrements":{}},"seqs":{}}}`) +
+		quotedLen(nodeID) + 3*wordWidth
 	return &PNCounter{
 		node:  nodeID,
 		lim:   lim,
-		nodes: map[string]*pnEntry{nodeID: {hasInc: true, hasDec: true}},
+		nodes: map[string]*pnEntry{nodeID: own},
+		size:  base + own.size(),
 	}, nil
 }
 
@@ -125,6 +154,9 @@ func (c *PNCounter) local(name string, n uint64) (Op, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.nodes[c.node]
+	if e.seq.high >= MaxSafeInteger {
+		return Op{}, fmt.Errorf("%w: seq above 2^53", ErrTooLarge)
+	}
 	op := Op{
 		Type:      TypePNCounter,
 		NodeID:    c.node,
@@ -133,31 +165,55 @@ func (c *PNCounter) local(name string, n uint64) (Op, error) {
 		Value:     json.RawMessage(strconv.FormatUint(n, 10)),
 		Seq:       e.seq.high + 1,
 	}
-	if err := c.add(e, name, n); err != nil {
+	if err := c.add(c.node, e, name, n, op.Seq); err != nil {
 		return Op{}, err
 	}
-	e.seq.accept(op.Seq)
-	c.version++
 	return op, nil
 }
 
-// add adds n to e's increments or decrements, refusing to pass 2^53.
-func (c *PNCounter) add(e *pnEntry, name string, n uint64) error {
-	p, has := &e.inc, &e.hasInc
+// add adds n to the increments or decrements of node's entry e (new when
+// not in c.nodes) and records seq (0: none). It refuses to pass 2^53, to
+// add a node past MaxNodes or to grow the state past MaxStateBytes, and
+// then changes nothing.
+func (c *PNCounter) add(node string, e *pnEntry, name string, n, seq uint64) error {
+	after := *e
+	p, has := &after.inc, &after.hasInc
 	if name == OpDecrement {
-		p, has = &e.dec, &e.hasDec
+		p, has = &after.dec, &after.hasDec
 	}
 	if *p+n > MaxSafeInteger {
 		return fmt.Errorf("%w: count above 2^53", ErrTooLarge)
 	}
 	*p += n
 	*has = true
+	if seq != 0 {
+		after.seq.accept(seq)
+	}
+	before := 0
+	if _, known := c.nodes[node]; known {
+		before = e.size()
+	} else if len(c.nodes) >= c.lim.maxNodes() {
+		return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, c.lim.maxNodes())
+	}
+	next := c.size - before + after.size()
+	if err := budget(c.size, next, c.lim.maxStateBytes()); err != nil {
+		return err
+	}
+	*e = after
+	c.nodes[node] = e
+	c.size = next
+	c.version++
+	c.enc.reset()
 	return nil
 }
 
 // Apply adds a remote op's amount to op.NodeID's entry. The amount must be
 // an integer in 0..2^53; absent or null means 1. An op with Seq that was
-// already counted returns ErrDuplicateOp and changes nothing.
+// already counted returns ErrDuplicateOp and changes nothing; one with a Seq
+// more than Limits.MaxSeqJump past the node's highest known seq is refused
+// with ErrSeqJump (wrapped with ErrInvalidOp). A new node past
+// Limits.MaxNodes or a state growing past Limits.MaxStateBytes is refused
+// with ErrTooLarge.
 func (c *PNCounter) Apply(op Op) error {
 	if err := c.lim.checkOp(op, TypePNCounter); err != nil {
 		return err
@@ -173,30 +229,25 @@ func (c *PNCounter) Apply(op Op) error {
 	defer c.mu.Unlock()
 	e := c.nodes[op.NodeID]
 	if e == nil {
-		if len(c.nodes) >= c.lim.maxEntries() {
-			return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, c.lim.maxEntries())
-		}
-		e = &pnEntry{}
-	}
-	if op.Seq != 0 && e.seq.covered(op.Seq) {
-		return fmt.Errorf("%w: node %q seq %d", ErrDuplicateOp, op.NodeID, op.Seq)
-	}
-	if err := c.add(e, op.Op, n); err != nil {
-		return err
+		e = &pnEntry{qlen: quotedLen(op.NodeID)}
 	}
 	if op.Seq != 0 {
-		e.seq.accept(op.Seq)
+		if e.seq.covered(op.Seq) {
+			return fmt.Errorf("%w: node %q seq %d", ErrDuplicateOp, op.NodeID, op.Seq)
+		}
+		if jump := c.lim.maxSeqJump(); op.Seq > e.seq.high && op.Seq-e.seq.high > jump {
+			return fmt.Errorf("%w: %w: node %q seq %d, highest known %d, at most %d ahead allowed",
+				ErrInvalidOp, ErrSeqJump, op.NodeID, op.Seq, e.seq.high, jump)
+		}
 	}
-	c.nodes[op.NodeID] = e
-	c.version++
-	return nil
+	return c.add(op.NodeID, e, op.Op, n, op.Seq)
 }
 
 // Merge takes, per node, the maximum of the local and remote increments,
 // decrements and seqs. The state needs metadata.vector; entries with an
 // invalid node id or count are skipped (as the v1 reference skips
-// non-numeric counts). A merge that would exceed MaxEntries nodes returns
-// ErrTooLarge and changes nothing.
+// non-numeric counts). A merge that would exceed MaxEntries nodes or
+// MaxStateCeiling bytes returns ErrTooLarge and changes nothing.
 func (c *PNCounter) Merge(s State) error {
 	if err := checkState(s, TypePNCounter); err != nil {
 		return err
@@ -209,25 +260,21 @@ func (c *PNCounter) Merge(s State) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	added := map[string]bool{}
-	for _, m := range []map[string]uint64{s.Metadata.Vector.Increments, s.Metadata.Vector.Decrements, s.Metadata.Seqs} {
-		for node, n := range m {
-			if _, ok := c.nodes[node]; !ok && valid(node, n) {
-				added[node] = true
-			}
-		}
-	}
-	if len(c.nodes)+len(added) > c.lim.maxEntries() {
-		return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, c.lim.maxEntries())
-	}
+	// Merge into copies of the entries the state touches, so that a merge
+	// refused for its size changes nothing.
+	touched := map[string]*pnEntry{}
 	changed := false
 	entry := func(node string) *pnEntry {
-		e := c.nodes[node]
-		if e == nil {
-			e = &pnEntry{}
-			c.nodes[node] = e
+		if e := touched[node]; e != nil {
+			return e
+		}
+		e := &pnEntry{qlen: quotedLen(node)}
+		if cur := c.nodes[node]; cur != nil {
+			*e = *cur
+		} else {
 			changed = true
 		}
+		touched[node] = e
 		return e
 	}
 	for node, n := range s.Metadata.Vector.Increments {
@@ -256,9 +303,34 @@ func (c *PNCounter) Merge(s State) error {
 			}
 		}
 	}
-	if changed {
-		c.version++
+	if !changed {
+		return nil
 	}
+	added, next := 0, c.size
+	for node, e := range touched {
+		if cur := c.nodes[node]; cur != nil {
+			next -= cur.size()
+		} else {
+			added++
+		}
+		next += e.size()
+	}
+	if len(c.nodes)+added > c.lim.maxEntries() {
+		return fmt.Errorf("%w: more than %d nodes", ErrTooLarge, c.lim.maxEntries())
+	}
+	if err := budget(c.size, next, MaxStateCeiling); err != nil {
+		return err
+	}
+	for node, e := range touched {
+		if cur := c.nodes[node]; cur != nil {
+			*cur = *e
+		} else {
+			c.nodes[node] = e
+		}
+	}
+	c.size = next
+	c.version++
+	c.enc.reset()
 	return nil
 }
 
@@ -267,6 +339,24 @@ func (c *PNCounter) Merge(s State) error {
 func (c *PNCounter) State() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.stateLocked()
+}
+
+// EncodedState returns the encoded State, cached until the next change.
+func (c *PNCounter) EncodedState() json.RawMessage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enc.get(c.stateLocked)
+}
+
+// Size returns an upper bound of len(EncodedState()).
+func (c *PNCounter) Size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
+
+func (c *PNCounter) stateLocked() State {
 	v := Vector{Increments: Counts{}, Decrements: Counts{}}
 	var seqs map[string]uint64
 	for node, e := range c.nodes {

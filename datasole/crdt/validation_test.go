@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,9 +9,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/datasole/datasole-go/datasole/patch"
 )
 
-func mustNew(t *testing.T, typ, node string, lim Limits) CRDT {
+func mustNew(t interface {
+	Helper()
+	Fatal(...any)
+}, typ, node string, lim Limits) CRDT {
 	t.Helper()
 	c, err := New(typ, node, lim)
 	if err != nil {
@@ -436,4 +442,185 @@ func TestConcurrentUse(t *testing.T) {
 	if c.Value() != 1600 {
 		t.Errorf("value %d, want 1600", c.Value())
 	}
+}
+
+// Finding 13: map and register values get the checks live state values
+// get; a forbidden member name anywhere in a value is refused.
+func TestForbiddenMemberNamesInValues(t *testing.T) {
+	bad := []string{
+		`{"__proto__":{"admin":true}}`,
+		`{"a":[1,{"constructor":{"prototype":1}}]}`,
+		`[{"x":{"prototype":null}}]`,
+	}
+	good := []string{`"__proto__"`, `{"proto":1,"__proto":2}`, `["constructor"]`, `null`}
+	for _, v := range bad {
+		t.Run("map and register refuse "+v, func(t *testing.T) {
+			m, _ := NewLWWMap("server", Limits{})
+			err := m.Apply(Op{Type: TypeLWWMap, NodeID: "mallory", Timestamp: 1, Op: OpSet, Key: "f", Value: json.RawMessage(v)})
+			for _, want := range []error{ErrInvalidOp, ErrForbiddenValue, patch.ErrForbiddenKey} {
+				if !errors.Is(err, want) {
+					t.Errorf("map apply: error %v, want %v", err, want)
+				}
+			}
+			if _, err := m.Set("f", json.RawMessage(v), 1); !errors.Is(err, ErrForbiddenValue) {
+				t.Errorf("map set: error %v, want ErrForbiddenValue", err)
+			}
+			r, _ := NewLWWRegister("server", Limits{})
+			if err := r.Apply(Op{Type: TypeLWWRegister, NodeID: "mallory", Timestamp: 1, Op: OpSet, Value: json.RawMessage(v)}); !errors.Is(err, ErrForbiddenValue) || !errors.Is(err, ErrInvalidOp) {
+				t.Errorf("register apply: error %v, want ErrInvalidOp and ErrForbiddenValue", err)
+			}
+			if _, err := r.Set(json.RawMessage(v), 1); !errors.Is(err, ErrForbiddenValue) {
+				t.Errorf("register set: error %v, want ErrForbiddenValue", err)
+			}
+			if err := r.Merge(State{Type: TypeLWWRegister, Value: json.RawMessage(v), Metadata: &Metadata{Type: TypeLWWRegister, NodeID: "X", Timestamp: 1}}); !errors.Is(err, ErrForbiddenValue) {
+				t.Errorf("register merge: error %v, want ErrForbiddenValue", err)
+			}
+			if len(m.Value()) != 0 {
+				t.Errorf("map holds %v", m.Value())
+			}
+			if _, ok := r.Value(); ok {
+				t.Error("register holds the value")
+			}
+		})
+	}
+	t.Run("a merged map state loses its fields with forbidden members, keeps the rest", func(t *testing.T) {
+		m, _ := NewLWWMap("server", Limits{})
+		s := State{Type: TypeLWWMap, Value: json.RawMessage(`{"bad":` + bad[0] + `,"ok":1}`), Metadata: &Metadata{Type: TypeLWWMap, NodeID: "X", Timestamp: 1}}
+		if err := m.Merge(s); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := json.Marshal(m.Value()); string(got) != `{"ok":1}` {
+			t.Errorf("value %s, want {\"ok\":1}", got)
+		}
+	})
+	for _, v := range good {
+		t.Run("values that only look alike are accepted: "+v, func(t *testing.T) {
+			m, _ := NewLWWMap("server", Limits{})
+			if err := m.Apply(Op{Type: TypeLWWMap, NodeID: "c1", Timestamp: 1, Op: OpSet, Key: "f", Value: json.RawMessage(v)}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Finding 3, on the counter: a seq far past a node's highest known seq is
+// refused, so one op cannot turn the node's later ops into duplicates.
+func TestSeqJumps(t *testing.T) {
+	victim, _ := NewPNCounter("victim", Limits{})
+	server, _ := NewPNCounter("server", Limits{})
+	first, _ := victim.Increment(1)
+	if err := server.Apply(first); err != nil {
+		t.Fatal(err)
+	}
+	poison := Op{Type: TypePNCounter, NodeID: "victim", Op: OpIncrement, Seq: MaxSafeInteger}
+	if err := server.Apply(poison); !errors.Is(err, ErrSeqJump) || !errors.Is(err, ErrInvalidOp) {
+		t.Fatalf("error %v, want ErrInvalidOp and ErrSeqJump", err)
+	}
+	for range 3 {
+		op, _ := victim.Increment(1)
+		if err := server.Apply(op); err != nil {
+			t.Fatalf("the victim's next op: %v", err)
+		}
+	}
+	if server.Value() != 4 {
+		t.Fatalf("value %d, want 4", server.Value())
+	}
+	t.Run("a new node may start anywhere up to MaxSeqJump", func(t *testing.T) {
+		c, _ := NewPNCounter("server", Limits{MaxSeqJump: 10})
+		if err := c.Apply(Op{Type: TypePNCounter, NodeID: "a", Op: OpIncrement, Seq: 10}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Apply(Op{Type: TypePNCounter, NodeID: "b", Op: OpIncrement, Seq: 11}); !errors.Is(err, ErrSeqJump) {
+			t.Fatalf("error %v, want ErrSeqJump", err)
+		}
+		if err := c.Apply(Op{Type: TypePNCounter, NodeID: "a", Op: OpIncrement, Seq: 20}); err != nil {
+			t.Fatalf("a jump of exactly MaxSeqJump: %v", err)
+		}
+		if err := c.Apply(Op{Type: TypePNCounter, NodeID: "a", Op: OpIncrement, Seq: 15}); err != nil {
+			t.Fatalf("a late op inside the window: %v", err)
+		}
+	})
+	t.Run("merged states are not held to MaxSeqJump", func(t *testing.T) {
+		c, _ := NewPNCounter("server", Limits{MaxSeqJump: 10})
+		s := State{Type: TypePNCounter, Metadata: &Metadata{Type: TypePNCounter, NodeID: "X", Vector: &Vector{Increments: Counts{"a": 5}, Decrements: Counts{}}, Seqs: map[string]uint64{"a": 1000}}}
+		if err := c.Merge(s); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Apply(Op{Type: TypePNCounter, NodeID: "a", Op: OpIncrement, Seq: 1001}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a local op never takes a seq past 2^53", func(t *testing.T) {
+		c, _ := NewPNCounter("A", Limits{})
+		s := State{Type: TypePNCounter, Metadata: &Metadata{Type: TypePNCounter, NodeID: "X", Vector: &Vector{Increments: Counts{}, Decrements: Counts{}}, Seqs: map[string]uint64{"A": MaxSafeInteger}}}
+		if err := c.Merge(s); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Increment(1); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("error %v, want ErrTooLarge", err)
+		}
+	})
+}
+
+func TestReset(t *testing.T) {
+	for _, typ := range allTypes {
+		t.Run(typ+" becomes a fresh replica that merged the state", func(t *testing.T) {
+			lim := Limits{Now: fixedClock(1_700_000_000_000)}
+			server := mustNew(t, typ, "server", lim)
+			client := mustNew(t, typ, "c1", lim)
+			change := func(c CRDT, ts int64) {
+				var err error
+				switch c := c.(type) {
+				case *PNCounter:
+					_, err = c.Increment(uint64(ts))
+				case *LWWRegister:
+					_, err = c.Set(ts, ts)
+				case *LWWMap:
+					_, err = c.Set(fmt.Sprint("f", ts), ts, ts)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			change(server, 5)
+			change(client, 7) // the local change the server refused
+			v := client.State().Metadata.Version
+			if err := client.(interface{ Reset(State) error }).Reset(server.State()); err != nil {
+				t.Fatal(err)
+			}
+			want := mustNew(t, typ, "c1", lim)
+			if err := want.Merge(server.State()); err != nil {
+				t.Fatal(err)
+			}
+			if got, w := view(t, client.State()), view(t, want.State()); got != w {
+				t.Fatalf("after reset\n%s\nwant\n%s", got, w)
+			}
+			checkSize(t, client)
+			if client.State().Metadata.Version <= v {
+				t.Error("version did not grow")
+			}
+			bad := State{Type: "other"}
+			before := bytes.Clone(client.EncodedState())
+			if err := client.(interface{ Reset(State) error }).Reset(bad); !errors.Is(err, ErrTypeMismatch) {
+				t.Fatalf("error %v, want ErrTypeMismatch", err)
+			}
+			if !bytes.Equal(before, client.EncodedState()) {
+				t.Fatal("a refused reset changed the replica")
+			}
+		})
+	}
+	t.Run("a counter's own ops continue after the state's seq", func(t *testing.T) {
+		c, _ := NewPNCounter("c1", Limits{})
+		for range 3 {
+			_, _ = c.Increment(1)
+		}
+		s := c.State()
+		_, _ = c.Increment(1)
+		if err := c.Reset(s); err != nil {
+			t.Fatal(err)
+		}
+		if op, _ := c.Increment(1); op.Seq != 4 || c.Value() != 4 {
+			t.Fatalf("seq %d value %d, want 4 and 4", op.Seq, c.Value())
+		}
+	})
 }

@@ -11,6 +11,7 @@ const (
 	CodeTimeout        = -32001 // the handler ran past its deadline
 	CodeRateLimited    = -32029 // the call was refused by the rate limiter
 	CodeOverloaded     = -32003 // too many calls in flight
+	CodeUnavailable    = -32010 // a backend the call needs is unavailable: retry later
 )
 
 // RPCRequest is the body of an RPC_REQ frame.
@@ -36,19 +37,34 @@ type RPCError struct {
 	Data    json.RawMessage `json:"data,omitempty"`
 }
 
-// Event is the body of EVENT_C2S (no timestamp) and EVENT_S2C frames.
+// Event is the body of EVENT_C2S (no timestamp) and EVENT_S2C frames. Pos
+// is an extension member: the event's position in its target's history,
+// present only for targets the server keeps history of. v1 clients ignore it.
 type Event struct {
 	Event     string          `json:"event"`
 	Data      json.RawMessage `json:"data,omitempty"`
 	Timestamp int64           `json:"timestamp,omitempty"`
+	Pos       *StreamPos      `json:"pos,omitempty"`
 }
 
-// StatePatchBody is the body of a STATE_PATCH frame. Version is an extension
-// member that v1 clients ignore.
+// StreamPos is an event's position in a history stream: the stream ("a"
+// for every connection, "u:<user>", "t:<tag>"), the stream's epoch (it
+// changes when the history is lost) and the offset (1, 2, 3, … with no gaps
+// within an epoch).
+type StreamPos struct {
+	Stream string `json:"s"`
+	Epoch  string `json:"e"`
+	Offset uint64 `json:"o"`
+}
+
+// StatePatchBody is the body of a STATE_PATCH frame. Version (the version
+// the patches produce) and Base (the version they apply to, present only
+// when it is not Version-1) are extension members that v1 clients ignore.
 type StatePatchBody struct {
 	Key     string          `json:"key"`
 	Patches json.RawMessage `json:"patches"`
 	Version uint64          `json:"version,omitempty"`
+	Base    *uint64         `json:"base,omitempty"`
 }
 
 // StateSnapshotBody is the body of a STATE_SNAPSHOT frame.

@@ -2,10 +2,18 @@ package protocol
 
 import (
 	"bytes"
-	"compress/zlib"
 	"io"
 	"sync"
+
+	"github.com/klauspost/compress/zlib"
 )
+
+// The codec is klauspost/compress's zlib rather than the standard library's:
+// same stream format (RFC 1950, 32 KiB window, no dictionary, so every
+// message starts with 0x78), but on JSON frames from 256 B to 1 MiB it
+// compresses 2.5-5x and inflates 1.1-2.4x faster, without allocating once
+// pooled (BenchmarkZlib; figures in docs/performance.md). Its checksum error
+// is the standard library's zlib.ErrChecksum.
 
 // Level is the zlib level used by Compress, as the reference sender uses.
 const Level = 6

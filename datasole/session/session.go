@@ -43,8 +43,11 @@ type Session struct {
 	remote  uint64            // backend version of the copy last read or written
 	loaded  bool
 	evicted bool
-	queued  bool // scheduled for a background write
-	failed  bool // the last write failed; the timer retries it
+	// ephemeral sessions live only while their user has connections on
+	// this node: they are never read from or written to the backend.
+	ephemeral bool
+	queued    bool // scheduled for a background write
+	failed    bool // the last write failed; the timer retries it
 }
 
 // UserID returns the id of the user the session belongs to.
@@ -160,6 +163,10 @@ func (s *Session) change(key string, val json.RawMessage) error {
 			return fmt.Errorf("%w: the limit is %d", ErrTooManyKeys, st.opts.MaxKeys)
 		}
 		s.data[key] = val
+	}
+	if s.ephemeral {
+		s.mu.Unlock()
+		return nil
 	}
 	// Taken under s.mu, so a write that snapshots the map knows exactly
 	// which changes it covers: those with a version up to its snapshot's.

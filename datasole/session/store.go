@@ -219,6 +219,28 @@ func (st *Store) Acquire(ctx context.Context, userID string) (*Session, error) {
 	return s, nil
 }
 
+// AcquireEphemeral counts a live connection of userID and returns a
+// session that lives only as long as the user's connections on this node:
+// it is neither read from nor written to the backend, its changes are not
+// announced to OnChange listeners, and the last Release forgets it. The
+// server uses it for anonymous connections, which are each their own user
+// and would otherwise leave a stored session behind per connection.
+func (st *Store) AcquireEphemeral(userID string) (*Session, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.shut.Load() {
+		return nil, ErrClosed
+	}
+	s := st.users[userID]
+	if s == nil {
+		s = &Session{store: st, userID: userID, data: make(map[string]json.RawMessage),
+			changed: make(map[string]uint64), loaded: true, ephemeral: true}
+		st.users[userID] = s
+	}
+	s.conns++
+	return s, nil
+}
+
 // Release ends a live connection of userID counted by Acquire. When it was
 // the user's last one, the session is written to the backend (which also
 // restarts its TTL) and the user becomes idle, so that it can be evicted
@@ -232,6 +254,12 @@ func (st *Store) Release(ctx context.Context, userID string) error {
 	}
 	if s.conns > 1 {
 		s.conns--
+		st.mu.Unlock()
+		return nil
+	}
+	if s.ephemeral {
+		s.conns = 0
+		delete(st.users, userID)
 		st.mu.Unlock()
 		return nil
 	}

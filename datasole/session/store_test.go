@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/datasole/datasole-go/datasole/backend"
@@ -279,25 +280,29 @@ func TestTwoNodesWritingOneUserKeepBothChanges(t *testing.T) {
 }
 
 func TestExpiredSessionsComeBackEmpty(t *testing.T) {
-	const ttl = 100 * time.Millisecond
-	b := newBackend(t)
-	st := newStore(t, b, session.Options{TTL: ttl, FlushInterval: -1, MaxIdleUsers: -1})
-	set(t, acquire(t, st, "u"), "a", 1)
-	release(t, st, "u")
+	// In a bubble, time is the fake clock the memory backend expires keys
+	// by: the sleeps below move it exactly, however busy the machine is.
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = 100 * time.Millisecond
+		b := newBackend(t)
+		st := newStore(t, b, session.Options{TTL: ttl, FlushInterval: -1, MaxIdleUsers: -1})
+		set(t, acquire(t, st, "u"), "a", 1)
+		release(t, st, "u")
 
-	time.Sleep(ttl * 6 / 10)
-	acquire(t, st, "u") // a visit restarts the TTL on disconnect
-	release(t, st, "u")
-	time.Sleep(ttl * 6 / 10)
-	if got := acquire(t, st, "u").Keys(); !slices.Equal(got, []string{"a"}) {
-		t.Fatalf("keys %v after a visit within the TTL, want [a]", got)
-	}
-	release(t, st, "u")
+		time.Sleep(ttl * 6 / 10)
+		acquire(t, st, "u") // a visit restarts the TTL on disconnect
+		release(t, st, "u")
+		time.Sleep(ttl * 6 / 10)
+		if got := acquire(t, st, "u").Keys(); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("keys %v after a visit within the TTL, want [a]", got)
+		}
+		release(t, st, "u")
 
-	time.Sleep(ttl * 3 / 2)
-	if got := acquire(t, st, "u").Keys(); len(got) != 0 {
-		t.Fatalf("keys %v after the TTL, want none", got)
-	}
+		time.Sleep(ttl * 3 / 2)
+		if got := acquire(t, st, "u").Keys(); len(got) != 0 {
+			t.Fatalf("keys %v after the TTL, want none", got)
+		}
+	})
 }
 
 // ttlRecorder is a real backend that remembers the TTL of the last write.

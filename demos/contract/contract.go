@@ -1,6 +1,9 @@
-// Package contract is the one contract the demo apps share: every RPC
-// method, event and state key they use, declared once and used by the
-// servers, the Go client and (as generated TypeScript) the browser page.
+// Package contract is the demo contract as a package of its own: every RPC
+// method, event and state key of the demo page (demos/web, the page every
+// framework demo serves), for the browser tests that drive that page
+// (e2e/browser) and for the page's generated TypeScript types
+// (demos/web/contract.ts). The framework demos each carry a copy of it
+// (contract.go), so that each one is a program that can be copied alone.
 package contract
 
 import "github.com/datasole/datasole-go/datasole"

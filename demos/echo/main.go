@@ -1,21 +1,31 @@
-// Command echo is the demo app on Echo:
+// Command echo is the datasole demo on Echo: a chat (events), a live
+// dashboard (state), a shared like counter (CRDT) and an RPC panel, on the
+// in-memory backend.
 //
-//	go run ./demos/echo -addr :3000
+// It is a whole program: copy this folder into an empty module and run it.
+//
+//	go mod init example.com/demo
+//	go get github.com/datasole/datasole-go/adapters/echo@latest
+//	go mod tidy
+//	go run . -addr :3000
+//
+// main.go is the Echo part; app.go, contract.go and the page are the same
+// in every framework's demo.
 package main
 
 import (
 	"context"
 	"flag"
 	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 
 	dsecho "github.com/datasole/datasole-go/adapters/echo"
-	"github.com/datasole/datasole-go/datasole"
-	"github.com/datasole/datasole-go/demos/app"
-	"github.com/datasole/datasole-go/demos/web"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -23,38 +33,45 @@ import (
 func main() {
 	addr := flag.String("addr", ":3000", "listen address")
 	flag.Parse()
-
-	// Development only: everyone is admitted anonymously. See docs/auth.md.
-	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := app.Setup(ds); err != nil {
+	log.Printf("demo listening on http://%s", ln.Addr())
+	if err := run(ctx, ln, nil); err != nil {
 		log.Fatal(err)
 	}
-	if err := ds.Start(context.Background()); err != nil {
-		log.Fatal(err)
+}
+
+// run serves the demo on ln until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, ln net.Listener, logger *slog.Logger) error {
+	ds, err := newServer(ctx, logger)
+	if err != nil {
+		return err
 	}
 
 	e := echo.New()
-	e.HideBanner = true
+	e.HideBanner, e.HidePort = true, true
 	e.Use(middleware.Recover())
 	e.Use(dsecho.Mount(ds))
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok") })
-	e.GET("/*", echo.WrapHandler(http.FileServerFS(web.FS)))
+	e.GET("/*", echo.WrapHandler(http.FileServerFS(page)))
 
-	srv := &http.Server{Addr: *addr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		ds.Close(shutdown) // 1001 to every client; they reconnect elsewhere
 		srv.Shutdown(shutdown)
 	}()
-	log.Printf("demo listening on %s", *addr)
-	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
-		log.Fatal(err)
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return err
 	}
+	<-stopped
+	return nil
 }

@@ -1,38 +1,54 @@
-// Command gin is the demo app on gin:
+// Command gin is the datasole demo on gin: a chat (events), a live
+// dashboard (state), a shared like counter (CRDT) and an RPC panel, on the
+// in-memory backend.
 //
-//	go run ./demos/gin -addr :3000
+// It is a whole program: copy this folder into an empty module and run it.
+//
+//	go mod init example.com/demo
+//	go get github.com/datasole/datasole-go/adapters/gin@latest
+//	go mod tidy
+//	go run . -addr :3000
+//
+// main.go is the gin part; app.go, contract.go and the page are the same in
+// every framework's demo.
 package main
 
 import (
 	"context"
 	"flag"
 	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 
 	dsgin "github.com/datasole/datasole-go/adapters/gin"
-	"github.com/datasole/datasole-go/datasole"
-	"github.com/datasole/datasole-go/demos/app"
-	"github.com/datasole/datasole-go/demos/web"
 	"github.com/gin-gonic/gin"
 )
 
 func main() {
 	addr := flag.String("addr", ":3000", "listen address")
 	flag.Parse()
-
-	// Development only: everyone is admitted anonymously. See docs/auth.md.
-	ds, err := datasole.New(datasole.Options{Auth: datasole.Anonymous})
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := app.Setup(ds); err != nil {
+	log.Printf("demo listening on http://%s", ln.Addr())
+	if err := run(ctx, ln, nil); err != nil {
 		log.Fatal(err)
 	}
-	if err := ds.Start(context.Background()); err != nil {
-		log.Fatal(err)
+}
+
+// run serves the demo on ln until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, ln net.Listener, logger *slog.Logger) error {
+	ds, err := newServer(ctx, logger)
+	if err != nil {
+		return err
 	}
 
 	gin.SetMode(gin.ReleaseMode)
@@ -40,20 +56,21 @@ func main() {
 	r.Use(gin.Logger(), gin.Recovery())
 	r.Use(dsgin.Mount(ds)) // before the routes: gin copies middleware into each route as it is added
 	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok") })
-	r.NoRoute(gin.WrapH(http.FileServerFS(web.FS)))
+	r.NoRoute(gin.WrapH(http.FileServerFS(page)))
 
-	srv := &http.Server{Addr: *addr, Handler: r, ReadHeaderTimeout: 10 * time.Second}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	stopped := make(chan struct{})
 	go func() {
+		defer close(stopped)
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		ds.Close(shutdown) // 1001 to every client; they reconnect elsewhere
 		srv.Shutdown(shutdown)
 	}()
-	log.Printf("demo listening on %s", *addr)
-	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
-		log.Fatal(err)
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return err
 	}
+	<-stopped
+	return nil
 }

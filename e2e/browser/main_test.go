@@ -222,6 +222,10 @@ func (s *site) start() {
 }
 
 func (s *site) stop() {
+	if s.hs == nil {
+		return // stopped already
+	}
+	defer func() { s.hs = nil }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.ds.Close(ctx); err != nil {

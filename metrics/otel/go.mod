@@ -3,7 +3,7 @@ module github.com/datasole/datasole-go/metrics/otel
 go 1.26.0
 
 require (
-	github.com/datasole/datasole-go/datasole v0.0.0
+	github.com/datasole/datasole-go/datasole v0.1.0
 	github.com/gorilla/websocket v1.5.3
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0

@@ -51,6 +51,7 @@ const (
 	KeyBackendOp = attribute.Key("datasole.backend.operation")
 	KeyHandled   = attribute.Key("datasole.event.handled")
 	KeyCloseCode = attribute.Key("datasole.close_code")
+	KeyRecovered = attribute.Key("datasole.recovered")
 )
 
 // maxReasons caps each reason-like attribute (close, rejection and refusal
@@ -107,6 +108,10 @@ type Observer struct {
 	stateChanges metric.Int64Counter
 	crdtOps      metric.Int64Counter
 	busGaps      metric.Int64Counter
+	histAppends  metric.Int64Counter
+	recoveries   metric.Int64Counter
+	presence     metric.Int64UpDownCounter
+	recovered    [2][]metric.AddOption
 	handled      [2][]metric.AddOption
 	busLag       metric.Float64Histogram
 	opcodes      [256][]metric.AddOption // slices, so passing them does not allocate
@@ -199,6 +204,13 @@ func New(opts Options) (*Observer, error) {
 	o.stateChanges = counter("datasole.state.changes", "{version}", "Live-state versions created.")
 	o.crdtOps = counter("datasole.crdt.ops", "{op}", "CRDT operations applied.")
 	o.busGaps = counter("datasole.bus.gaps", "{gap}", "Times the cluster bus may have lost messages.")
+	o.histAppends = counter("datasole.history.appends", "{event}", "Events stored in the history of kept targets.")
+	o.recoveries = counter("datasole.recoveries", "{stream}", "Streams clients asked to recover after a reconnect, by whether every missed event could be sent.")
+	o.recovered = [2][]metric.AddOption{addAttrs(KeyRecovered.Bool(false)), addAttrs(KeyRecovered.Bool(true))}
+	if o.presence, err = m.Int64UpDownCounter("datasole.presence.entries", metric.WithUnit("{entry}"),
+		metric.WithDescription("Presence entries of this node's connections.")); err != nil {
+		return nil, err
+	}
 	o.handled = [2][]metric.AddOption{addAttrs(KeyHandled.Bool(false)), addAttrs(KeyHandled.Bool(true))}
 	o.closeCodes = labelset.New(maxReasons, func(l string) []metric.AddOption {
 		code, _ := strconv.Atoi(l)
@@ -338,6 +350,21 @@ func (o *Observer) CRDTApplied() { o.crdtOps.Add(bg, 1) }
 
 // BusGap implements datasole.Observer.
 func (o *Observer) BusGap() { o.busGaps.Add(bg, 1) }
+
+// HistoryAppended implements datasole.Observer.
+func (o *Observer) HistoryAppended() { o.histAppends.Add(bg, 1) }
+
+// Recovered implements datasole.Observer.
+func (o *Observer) Recovered(ok bool) {
+	if ok {
+		o.recoveries.Add(bg, 1, o.recovered[1]...)
+	} else {
+		o.recoveries.Add(bg, 1, o.recovered[0]...)
+	}
+}
+
+// PresenceChanged implements datasole.Observer.
+func (o *Observer) PresenceChanged(delta int) { o.presence.Add(bg, int64(delta)) }
 
 // BusLag implements datasole.Observer.
 func (o *Observer) BusLag(d time.Duration) { o.busLag.Record(bg, d.Seconds()) }

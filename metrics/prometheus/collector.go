@@ -69,6 +69,10 @@ type Collector struct {
 	stateChanges  prometheus.Counter
 	crdtOps       prometheus.Counter
 	busGaps       prometheus.Counter
+	histAppends   prometheus.Counter
+	recoveries    *prometheus.CounterVec
+	recovered     [2]prometheus.Counter // by ok: false, true
+	presence      prometheus.Gauge
 	eventsIn      [2]prometheus.Counter // by handled: false, true
 	busLag        prometheus.Histogram
 	framesIn      *prometheus.CounterVec
@@ -139,6 +143,10 @@ func New(opts Options) *Collector {
 		stateChanges: counter("state_changes_total", "Live-state versions created."),
 		crdtOps:      counter("crdt_ops_total", "CRDT operations applied."),
 		busGaps:      counter("bus_gaps_total", "Times the cluster bus may have lost messages."),
+		histAppends:  counter("history_appends_total", "Events stored in the history of kept targets."),
+		recoveries:   counterVec("recoveries_total", "Streams clients asked to recover after a reconnect, by whether every missed event could be sent.", "recovered"),
+		presence: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "presence_entries",
+			Help: "Presence entries of this node's connections.", ConstLabels: cl}),
 		busLag: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "bus_lag_seconds",
 			Help:        "Time between a cluster message's publication and its local delivery.",
 			ConstLabels: cl, Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -164,7 +172,9 @@ func New(opts Options) *Collector {
 	c.all = []prometheus.Collector{c.connections, c.opened, c.closed, c.rejected, c.framesIn, c.bytesIn,
 		c.framesOut, c.bytesOut, c.refused, c.rpcCalls, c.rpcDuration, c.rpcRefused, c.fanout,
 		c.sendDrops, c.slowConsumer, c.rateLimited, c.backendErrs, c.busLag,
-		c.closeCodes, c.events, c.ignored, c.stateChanges, c.crdtOps, c.busGaps}
+		c.closeCodes, c.events, c.ignored, c.stateChanges, c.crdtOps, c.busGaps,
+		c.histAppends, c.recoveries, c.presence}
+	c.recovered = [2]prometheus.Counter{c.recoveries.WithLabelValues("false"), c.recoveries.WithLabelValues("true")}
 	c.eventsIn = [2]prometheus.Counter{c.events.WithLabelValues("false"), c.events.WithLabelValues("true")}
 
 	for i := range c.in {
@@ -336,6 +346,21 @@ func (c *Collector) CRDTApplied() { c.crdtOps.Inc() }
 
 // BusGap implements datasole.Observer.
 func (c *Collector) BusGap() { c.busGaps.Inc() }
+
+// HistoryAppended implements datasole.Observer.
+func (c *Collector) HistoryAppended() { c.histAppends.Inc() }
+
+// Recovered implements datasole.Observer.
+func (c *Collector) Recovered(ok bool) {
+	if ok {
+		c.recovered[1].Inc()
+	} else {
+		c.recovered[0].Inc()
+	}
+}
+
+// PresenceChanged implements datasole.Observer.
+func (c *Collector) PresenceChanged(delta int) { c.presence.Add(float64(delta)) }
 
 // BusLag implements datasole.Observer.
 func (c *Collector) BusLag(d time.Duration) { c.busLag.Observe(d.Seconds()) }

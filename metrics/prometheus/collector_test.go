@@ -281,6 +281,9 @@ func TestExposition(t *testing.T) {
 			"datasole_state_changes_total":          dto.MetricType_COUNTER,
 			"datasole_crdt_ops_total":               dto.MetricType_COUNTER,
 			"datasole_bus_gaps_total":               dto.MetricType_COUNTER,
+			"datasole_history_appends_total":        dto.MetricType_COUNTER,
+			"datasole_recoveries_total":             dto.MetricType_COUNTER,
+			"datasole_presence_entries":             dto.MetricType_GAUGE,
 		}
 		for name, typ := range want {
 			mf, ok := mfs[name]

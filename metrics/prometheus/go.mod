@@ -3,7 +3,7 @@ module github.com/datasole/datasole-go/metrics/prometheus
 go 1.26.0
 
 require (
-	github.com/datasole/datasole-go/datasole v0.0.0
+	github.com/datasole/datasole-go/datasole v0.1.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/client_model v0.6.3

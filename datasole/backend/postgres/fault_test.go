@@ -21,7 +21,7 @@ func TestNodesSurviveKilledListenConnections(t *testing.T) {
 	ctx := context.Background()
 	prefix := backendtest.NewPrefix()
 	newBackend := func(t *testing.T) backend.Backend {
-		b, err := dspostgres.New(ctx, p, dspostgres.Options{Prefix: prefix})
+		b, err := dspostgres.New(ctx, p, dspostgres.Options{Prefix: prefix, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}

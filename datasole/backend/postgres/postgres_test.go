@@ -2,6 +2,7 @@ package dspostgres_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -14,19 +15,18 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// pool connects to DATASOLE_TEST_POSTGRES, as printed by scripts/services.sh.
-// Without it the tests are skipped, unless CI=true makes that a failure.
+// pool connects to DATASOLE_TEST_POSTGRES, as printed by scripts/services.sh,
+// with synchronous_commit on for its connections (the test server runs with
+// it off for speed). Without it the tests are skipped, unless CI=true makes
+// that a failure.
 func pool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	u := os.Getenv("DATASOLE_TEST_POSTGRES")
-	if u == "" {
-		const why = "DATASOLE_TEST_POSTGRES is not set; run: eval \"$(bash scripts/services.sh)\""
-		if os.Getenv("CI") == "true" {
-			t.Fatal(why)
-		}
-		t.Skip(why)
+	cfg, err := pgxpool.ParseConfig(serverURL(t))
+	if err != nil {
+		t.Fatal(err)
 	}
-	p, err := pgxpool.New(context.Background(), u)
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +34,37 @@ func pool(t *testing.T) *pgxpool.Pool {
 	return p
 }
 
+func serverURL(t *testing.T) string {
+	t.Helper()
+	return requireEnv(t, "DATASOLE_TEST_POSTGRES")
+}
+
+// requireEnv returns the variable, skipping the test when it is unset, or
+// failing it under CI=true.
+func requireEnv(t *testing.T, name string) string {
+	t.Helper()
+	u := os.Getenv(name)
+	if u == "" {
+		why := name + " is not set; run: eval \"$(bash scripts/services.sh)\""
+		if os.Getenv("CI") == "true" {
+			t.Fatal(why)
+		}
+		t.Skip(why)
+	}
+	return u
+}
+
+// quiet discards the backend's warnings (the test server runs with fsync
+// off, which New warns about).
+var quiet = slog.New(slog.DiscardHandler)
+
 func TestConformance(t *testing.T) {
 	p := pool(t)
 	backendtest.Run(t, func(t *testing.T, prefix string) backend.Backend {
-		b, err := dspostgres.New(context.Background(), p, dspostgres.Options{Prefix: prefix})
+		// Large messages go through the bus table; a queue bound of 8 MiB
+		// (above what the suite keeps in flight) makes the overflow check
+		// write 8 MiB there rather than 64.
+		b, err := dspostgres.New(context.Background(), p, dspostgres.Options{Prefix: prefix, Logger: quiet, SubscriberQueueBytes: 8 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +96,7 @@ func TestOpenURL(t *testing.T) {
 func TestListenConnectionKilled(t *testing.T) {
 	p := pool(t)
 	ctx := context.Background()
-	b, err := dspostgres.New(ctx, p, dspostgres.Options{Prefix: backendtest.NewPrefix()})
+	b, err := dspostgres.New(ctx, p, dspostgres.Options{Prefix: backendtest.NewPrefix(), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,11 @@ func TestClusterOverRedis(t *testing.T) {
 	clustertest.Run(t, redisCluster)
 }
 
+// History and recovery across two nodes on Redis.
+func TestHistoryOverRedis(t *testing.T) {
+	clustertest.RunHistory(t, redisCluster, 2)
+}
+
 // 1,000 frames fired at once against a limit of 100, split over two nodes
 // sharing Redis, admit exactly 100 — one round trip per check.
 func TestRateLimitAcrossTwoNodesIsExact(t *testing.T) {

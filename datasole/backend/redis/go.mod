@@ -3,7 +3,7 @@ module github.com/datasole/datasole-go/datasole/backend/redis
 go 1.26.0
 
 require (
-	github.com/datasole/datasole-go/datasole v0.0.0
+	github.com/datasole/datasole-go/datasole v0.1.0
 	github.com/redis/go-redis/v9 v9.23.0
 	go.uber.org/goleak v1.3.0
 )

@@ -8,6 +8,12 @@
 // (PSUBSCRIBE on the prefix), so a node receives every message published in
 // its namespace and routes it to its local subscriptions.
 //
+// The backend implements every optional interface of package backend:
+// GetMany is one pipeline, a history stream is a Redis stream appended,
+// trimmed and published by one script, and presence keeps one liveness
+// score per node. Their keys start with the byte 0xFF followed by the
+// prefix, so Keys never lists them and they never collide with stored keys.
+//
 // Importing the package registers the URL schemes redis and rediss with
 // backend.Open:
 //
@@ -24,15 +30,25 @@
 // # Reconnection
 //
 // go-redis reconnects and resubscribes on its own; operations fail while
-// the server is unreachable. Messages published meanwhile are lost, so the
-// backend reports a gap (backend.GapNotifier) once the subscription is back.
-// Stored state survives a restart only if the server persists it.
+// the server is unreachable, with errors matching backend.ErrUnavailable.
+// Messages published meanwhile are lost, so the backend reports a gap
+// (backend.GapNotifier) once the subscription is back. Stored state
+// survives a restart only if the server persists it.
+//
+// # Logging
+//
+// go-redis has one logger per process. New points it at Options.Logger
+// (redis.SetLogger), so the library's lines become structured records of
+// the application's logger; with several backends in one process the one
+// created last receives them. Call redis.SetLogger after New to send them
+// elsewhere.
 package dsredis
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -52,9 +68,12 @@ func init() {
 type Options struct {
 	// Prefix namespaces keys and channels. Empty means backend.DefaultPrefix.
 	Prefix string
-	// SubscriberQueue is how many messages each subscription buffers while
-	// its handler is busy. Zero means backend.DefaultSubscriberQueue.
-	SubscriberQueue int
+	// SubscriberQueueBytes bounds each subscription's queue while its
+	// handler is busy. Zero means backend.DefaultSubscriberQueueBytes.
+	SubscriberQueueBytes int
+	// Logger receives the backend's warnings and go-redis's log lines (see
+	// Logging in the package documentation). Nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Backend is a backend.Backend on a Redis server. Create it with New.
@@ -62,6 +81,7 @@ type Backend struct {
 	client     redis.UniversalClient
 	ownsClient bool
 	prefix     string
+	internal   string // "\xff" + prefix: history and presence keys
 	pubsub     *redis.PubSub
 	disp       *backend.Dispatcher
 	done       chan struct{}
@@ -73,22 +93,30 @@ type Backend struct {
 var (
 	_ backend.Backend     = (*Backend)(nil)
 	_ backend.GapNotifier = (*Backend)(nil)
+	_ backend.BatchGetter = (*Backend)(nil)
+	_ backend.History     = (*Backend)(nil)
+	_ backend.Presence    = (*Backend)(nil)
 )
 
 // New returns a backend on client and waits until its subscription is
 // active. The caller keeps ownership of client: Close does not close it.
 func New(ctx context.Context, client redis.UniversalClient, opts Options) (*Backend, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	redis.SetLogger(logAdapter{opts.Logger})
 	b := &Backend{client: client, prefix: opts.Prefix, done: make(chan struct{})}
 	if b.prefix == "" {
 		b.prefix = backend.DefaultPrefix
 	}
+	b.internal = "\xff" + b.prefix
 	b.pubsub = client.PSubscribe(ctx, escapeGlob(b.prefix)+"*")
 	// Publishing is only safe once Redis has confirmed the subscription.
 	if _, err := b.pubsub.Receive(ctx); err != nil {
 		_ = b.pubsub.Close()
-		return nil, fmt.Errorf("dsredis: subscribe: %w", err)
+		return nil, b.fail("subscribe", err)
 	}
-	b.disp = backend.NewDispatcher(opts.SubscriberQueue)
+	b.disp = backend.NewDispatcher(backend.DispatcherOptions{QueueBytes: opts.SubscriberQueueBytes, Logger: opts.Logger})
 	go b.receive(b.pubsub.ChannelWithSubscriptions())
 	return b, nil
 }
@@ -180,16 +208,58 @@ func (b *Backend) Get(ctx context.Context, key string) ([]byte, uint64, error) {
 	}
 	res, err := b.client.HMGet(ctx, b.prefix+key, "v", "n").Result()
 	if err != nil {
-		return nil, 0, fmt.Errorf("dsredis: get: %w", err)
+		return nil, 0, b.fail("get", err)
 	}
+	v, version, err := versioned(res)
+	switch {
+	case err != nil:
+		return nil, 0, fmt.Errorf("dsredis: get: %w", err)
+	case version == 0:
+		return nil, 0, backend.ErrNotFound
+	}
+	return v, version, nil
+}
+
+// GetMany implements backend.BatchGetter with one pipeline of HMGETs; on
+// Cluster, go-redis sends one pipeline per shard.
+func (b *Backend) GetMany(ctx context.Context, keys []string) ([]backend.Versioned, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]backend.Versioned, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	cmds := make([]*redis.SliceCmd, len(keys))
+	_, err := b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.HMGet(ctx, b.prefix+k, "v", "n")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, b.fail("get many", err)
+	}
+	for i, c := range cmds {
+		v, n, err := versioned(c.Val())
+		if err != nil {
+			return nil, b.fail("get many", err)
+		}
+		out[i] = backend.Versioned{Value: v, Version: n}
+	}
+	return out, nil
+}
+
+// versioned reads the reply of HMGET key v n: a missing key gives version 0.
+func versioned(res []any) ([]byte, uint64, error) {
 	v, ok1 := res[0].(string)
 	n, ok2 := res[1].(string)
 	if !ok1 || !ok2 {
-		return nil, 0, backend.ErrNotFound
+		return nil, 0, nil
 	}
 	version, err := strconv.ParseUint(n, 10, 64)
 	if err != nil {
-		return nil, 0, fmt.Errorf("dsredis: get: bad version %q: %w", n, err)
+		return nil, 0, fmt.Errorf("bad version %q: %w", n, err)
 	}
 	return []byte(v), version, nil
 }
@@ -211,7 +281,7 @@ func (b *Backend) set(ctx context.Context, key string, value []byte, expect stri
 	n, err := setScript.Run(ctx, b.client, []string{b.prefix + key}, value, ttlMillis(ttl), expect).Int64()
 	switch {
 	case err != nil:
-		return 0, fmt.Errorf("dsredis: set: %w", err)
+		return 0, b.fail("set", err)
 	case n < 0:
 		return 0, backend.ErrConflict
 	}
@@ -224,7 +294,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	if err := b.client.Del(ctx, b.prefix+key).Err(); err != nil {
-		return fmt.Errorf("dsredis: delete: %w", err)
+		return b.fail("delete", err)
 	}
 	return nil
 }
@@ -239,7 +309,7 @@ func (b *Backend) Incr(ctx context.Context, key string, delta int64, ttl time.Du
 		if strings.Contains(err.Error(), "NOTCOUNTER") {
 			return 0, backend.ErrNotCounter
 		}
-		return 0, fmt.Errorf("dsredis: incr: %w", err)
+		return 0, b.fail("incr", err)
 	}
 	return n, nil
 }
@@ -270,7 +340,7 @@ func (b *Backend) Keys(ctx context.Context, prefix string) ([]string, error) {
 		err = scan(ctx, b.client)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dsredis: keys: %w", err)
+		return nil, b.fail("keys", err)
 	}
 	return keys, nil
 }
@@ -281,7 +351,7 @@ func (b *Backend) Publish(ctx context.Context, channel string, msg []byte) error
 		return err
 	}
 	if err := b.client.Publish(ctx, b.prefix+channel, msg).Err(); err != nil {
-		return fmt.Errorf("dsredis: publish: %w", err)
+		return b.fail("publish", err)
 	}
 	return nil
 }

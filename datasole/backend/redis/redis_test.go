@@ -164,9 +164,12 @@ func TestRestartDuringTraffic(t *testing.T) {
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
+	// The write in flight when the server was killed may have been applied
+	// without its reply arriving (the outcome ErrUnavailable leaves open):
+	// a key may be one version past what was acknowledged, never behind.
 	for key, want := range acked {
 		_, v, err := b.Get(ctx, key)
-		if err != nil || v != want {
+		if err != nil || v < want || v > want+1 {
 			t.Errorf("after restart %s is at version %d (%v), acknowledged %d", key, v, err, want)
 		}
 	}

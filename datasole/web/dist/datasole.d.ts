@@ -18,6 +18,8 @@ export interface ConnectionInfo {
   reason?: string;
   /** Set when the reconnect budget is exhausted. */
   gaveUp?: boolean;
+  /** Why the connection failed or closed, when the client knows (see DatasoleError.code). */
+  error?: DatasoleError;
 }
 
 /** Client options; only `url` is required. */
@@ -26,8 +28,12 @@ export interface DatasoleClientOptions {
   url: string;
   /** Endpoint path; default "/__ds". */
   path?: string;
-  /** `auth.token` is sent as the `token` query parameter. */
-  auth?: { token?: string };
+  /**
+   * The credential: sent as the `token` query parameter (default), or with
+   * `sendAs: "subprotocol"` offered as the WebSocket subprotocol `datasole.token.<token>`,
+   * which keeps it out of URLs (the server must read it from there).
+   */
+  auth?: { token?: string; sendAs?: "query" | "subprotocol" };
   /** Run the socket and zlib in a dedicated worker; default true where Worker exists. */
   useWorker?: boolean;
   /** Worker script URL; default `<path>/datasole-worker.iife.min.js` on the page's origin. */
@@ -48,6 +54,8 @@ export interface DatasoleClientOptions {
   pingInterval?: number;
   /** Wait (ms) for traffic after a PING before the link counts as dead; default 10000. */
   pingTimeout?: number;
+  /** Ask the server why a WebSocket upgrade failed (a GET with `ds-probe=1`); default true. */
+  probe?: boolean;
 }
 
 /** Options for one RPC call. */
@@ -75,15 +83,38 @@ export interface Unsubscribe {
   unsubscribe(): void;
 }
 
-/** Rejection reason of failed calls, timeouts and server ERROR frames. */
+/** Why a connection could not be opened or was closed. */
+export type ConnectionErrorCode =
+  | "unauthorized"
+  | "forbidden-origin"
+  | "not-found"
+  | "unreachable"
+  | "over-capacity"
+  | "server-error"
+  | "upgrade-failed"
+  | "connection-failed"
+  | "session-expired"
+  | "revoked"
+  | "policy"
+  | "too-big"
+  | "server-closed";
+
+/** Rejection reason of failed calls, timeouts, server ERROR frames and failed connections. */
 export class DatasoleError extends Error {
-  constructor(message: string, extra?: { code?: number | string; data?: unknown; retryAfter?: number });
-  /** RPC error code (-32601, -32000, …), ERROR frame code, or a client code ("timeout", "closed", "not-connected", "bad-response"). */
+  constructor(
+    message: string,
+    extra?: { code?: number | string; data?: unknown; retryAfter?: number; status?: number; closeCode?: number },
+  );
+  /** RPC error code (-32601, -32000, …), ERROR frame code, a client code ("timeout", "closed", "not-connected", "bad-response"), or a ConnectionErrorCode. */
   readonly code?: number | string;
   /** The RPC error's `data` member. */
   readonly data?: unknown;
   /** Rate-limit hint (ms) from an ERROR frame. */
   readonly retryAfter?: number;
+  /** HTTP status the server refused the connection with, when the client learned it. */
+  readonly status?: number;
+  /** WebSocket close code behind a connection error. */
+  readonly closeCode?: number;
 }
 
 /** The three replicated types of protocol v1. */
@@ -187,10 +218,94 @@ export class CrdtStore {
   merge(key: string, state: CrdtState): void;
 }
 
-/** Connects a page to a datasole server: RPC, events, live state and CRDTs. */
-export class DatasoleClient {
+/** One RPC method of a contract: its parameter and result types. */
+export interface RpcSpec {
+  params: unknown;
+  result: unknown;
+}
+
+/** One CRDT key of a contract: a counter, or a register or map of `value`s. */
+export type CrdtSpec = { type: "pn-counter" } | { type: "lww-register"; value: unknown } | { type: "lww-map"; value: unknown };
+
+/**
+ * A server's contract: RPC methods (name → params and result), events (name → data), state
+ * keys (key → value) and CRDT keys (key → type). `datasole gen ts` writes one (AppContract)
+ * from the Go contract; a crdt section is written by hand.
+ */
+export interface Contract {
+  rpc?: { [method: string]: RpcSpec };
+  events?: { [event: string]: unknown };
+  state?: { [key: string]: unknown };
+  crdt?: { [key: string]: CrdtSpec };
+}
+
+type Untyped<C> = 0 extends 1 & C ? true : false;
+type OnlyUntyped<C, T> = Untyped<C> extends true ? T : never;
+type Section<C, S extends keyof Contract> = C extends { [K in S]: infer X } ? X : {};
+type MaybeOptional<T, Rest extends unknown[]> = undefined extends T
+  ? [T?, ...Rest]
+  : null extends T
+    ? [T?, ...Rest]
+    : {} extends T
+      ? [T?, ...Rest]
+      : [T, ...Rest];
+
+/** The union of C's RPC method names. */
+export type RpcMethod<C> = keyof Section<C, "rpc"> & string;
+/** The union of C's event names. */
+export type EventName<C> = keyof Section<C, "events"> & string;
+/** The union of C's state keys. */
+export type StateKey<C> = keyof Section<C, "state"> & string;
+/** The union of C's CRDT keys. */
+export type CrdtKey<C> = keyof Section<C, "crdt"> & string;
+/** The parameter type of method M of contract C. */
+export type RpcParams<C, M extends RpcMethod<C>> = Section<C, "rpc">[M] extends { params: infer P } ? P : never;
+/** The result type of method M of contract C. */
+export type RpcResult<C, M extends RpcMethod<C>> = Section<C, "rpc">[M] extends { result: infer R } ? R : never;
+/** The data type of event E of contract C. */
+export type EventData<C, E extends EventName<C>> = Section<C, "events">[E];
+/** The value type of state key K of contract C. */
+export type StateValue<C, K extends StateKey<C>> = Section<C, "state">[K];
+type CrdtSpecOf<C, K extends CrdtKey<C>> = Section<C, "crdt">[K] extends infer S extends CrdtSpec ? S : never;
+/** The replica type of CRDT key K of contract C. */
+export type CrdtHandle<C, K extends CrdtKey<C>> =
+  CrdtSpecOf<C, K> extends { type: "pn-counter" }
+    ? PNCounter
+    : CrdtSpecOf<C, K> extends { type: "lww-register"; value: infer T }
+      ? LWWRegister<T>
+      : CrdtSpecOf<C, K> extends { type: "lww-map"; value: infer T }
+        ? LWWMap<T>
+        : never;
+type CrdtRegisterArgs<C, K extends CrdtKey<C>> =
+  CrdtSpecOf<C, K> extends { type: "lww-register"; value: infer T }
+    ? [type: "lww-register", initial?: T]
+    : [type: CrdtSpecOf<C, K>["type"]];
+
+/** The client's CRDT store as seen through contract C: keys and value types are checked. */
+export interface ContractCrdtStore<C> {
+  /** This client's id in every op it sends. */
+  readonly nodeId: string;
+  /** Creates (or returns the existing) replica for key. */
+  register<K extends CrdtKey<C>>(key: K, ...args: CrdtRegisterArgs<C, K>): CrdtHandle<C, K>;
+  /** The replica registered under key. */
+  get<K extends CrdtKey<C>>(key: K): CrdtHandle<C, K> | undefined;
+  /** Folds a CRDT_STATE into the replica for key, if registered. */
+  merge(key: CrdtKey<C>, state: CrdtState): void;
+}
+
+/** What registerCrdt returns: the plain store, or its contract-checked view. */
+export type CrdtStoreOf<C> = Untyped<C> extends true ? CrdtStore : ContractCrdtStore<C>;
+
+/**
+ * Connects a page to a datasole server: RPC, events, live state and CRDTs.
+ *
+ * C is the server's contract (e.g. the AppContract of `datasole gen ts`): with it, names,
+ * parameters, results, event data, state values and CRDT handles are checked. Without it
+ * (the default) nothing is checked, as in the v1 client.
+ */
+export class DatasoleClient<C = any> {
   constructor(options: DatasoleClientOptions);
-  /** Opens the connection; resolves once open (the same promise while connecting). */
+  /** Opens the connection; resolves once open (the same promise while connecting). A failed first attempt rejects with a DatasoleError whose code says why. */
   connect(): Promise<void>;
   /** Closes the connection for good: no reconnect follows until connect is called. */
   disconnect(): Promise<void>;
@@ -201,17 +316,23 @@ export class DatasoleClient {
   /** Receives server ERROR frames that do not belong to a pending call. */
   onError(handler: (error: DatasoleError) => void): Unsubscribe;
   /** Calls a server method; rejects with DatasoleError on error reply, ERROR frame, timeout or lost connection. */
-  rpc<T = unknown>(method: string, params?: unknown, options?: RpcOptions): Promise<T>;
+  rpc<T = unknown>(method: OnlyUntyped<C, string>, params?: unknown, options?: RpcOptions): Promise<T>;
+  rpc<M extends RpcMethod<C>>(method: M, ...args: MaybeOptional<RpcParams<C, M>, [options?: RpcOptions]>): Promise<RpcResult<C, M>>;
   /** Registers a handler for a server event. */
-  on<T = unknown>(event: string, handler: EventHandler<T>): Unsubscribe;
+  on<T = unknown>(event: OnlyUntyped<C, string>, handler: EventHandler<T>): Unsubscribe;
+  on<E extends EventName<C>>(event: E, handler: EventHandler<EventData<C, E>>): Unsubscribe;
   /** Removes a handler registered with on. */
-  off<T = unknown>(event: string, handler: EventHandler<T>): void;
+  off<T = unknown>(event: OnlyUntyped<C, string>, handler: EventHandler<T>): void;
+  off<E extends EventName<C>>(event: E, handler: EventHandler<EventData<C, E>>): void;
   /** Sends a fire-and-forget event; throws when not connected. */
-  emit(event: string, data?: unknown): void;
+  emit(event: OnlyUntyped<C, string>, data?: unknown): void;
+  emit<E extends EventName<C>>(event: E, ...data: MaybeOptional<EventData<C, E>, []>): void;
   /** Calls handler now with the key's value (possibly undefined) and after every change. */
-  subscribeState<T = unknown>(key: string, handler: (value: T) => void): Unsubscribe;
+  subscribeState<T = unknown>(key: OnlyUntyped<C, string>, handler: (value: T) => void): Unsubscribe;
+  subscribeState<K extends StateKey<C>>(key: K, handler: (value: StateValue<C, K> | undefined) => void): Unsubscribe;
   /** The key's current value, or undefined before anything arrived. */
-  getState<T = unknown>(key: string): T | undefined;
+  getState<T = unknown>(key: OnlyUntyped<C, string>): T | undefined;
+  getState<K extends StateKey<C>>(key: K): StateValue<C, K> | undefined;
   /** The client's CRDT store, created with nodeId (default random) on first use. */
-  registerCrdt(nodeId?: string): CrdtStore;
+  registerCrdt(nodeId?: string): CrdtStoreOf<C>;
 }

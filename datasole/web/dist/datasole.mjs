@@ -1,238 +1,3 @@
-// src/subscription.ts
-function unsubscriber(stop) {
-  const fn = (() => {
-    stop();
-  });
-  fn.unsubscribe = fn;
-  return fn;
-}
-function deliver(listeners, value) {
-  for (const fn of [...listeners]) {
-    try {
-      fn(value);
-    } catch (e) {
-      setTimeout(() => {
-        throw e;
-      });
-    }
-  }
-}
-
-// src/crdt.ts
-var forbiddenKeys = /* @__PURE__ */ new Set(["__proto__", "constructor", "prototype"]);
-var maxMapEntries = 1e4;
-function isObject(v) {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-function newer(ts, node, curTs, curNode) {
-  return ts > curTs || ts === curTs && node > curNode;
-}
-var Crdt = class {
-  constructor(key, nodeId, send) {
-    this.key = key;
-    this.nodeId = nodeId;
-    this.send = send;
-    /** version counts local changes; it is not comparable across replicas. */
-    this.version = 0;
-    this.listeners = /* @__PURE__ */ new Set();
-  }
-  /** subscribe calls fn now and after every change; call the result to stop. */
-  subscribe(fn) {
-    this.listeners.add(fn);
-    fn(this.value);
-    return unsubscriber(() => this.listeners.delete(fn));
-  }
-  changed() {
-    this.version++;
-    deliver(this.listeners, this.value);
-  }
-  emit(op, timestamp = Date.now()) {
-    this.send({ type: this.type, nodeId: this.nodeId, timestamp, ...op });
-  }
-};
-var PNCounter = class extends Crdt {
-  constructor() {
-    super(...arguments);
-    this.type = "pn-counter";
-    this.inc = /* @__PURE__ */ new Map();
-    this.dec = /* @__PURE__ */ new Map();
-  }
-  get value() {
-    let total = 0;
-    for (const n of this.inc.values()) total += n;
-    for (const n of this.dec.values()) total -= n;
-    return total;
-  }
-  /** increment adds n (default 1) and sends the op. */
-  increment(n = 1) {
-    this.add(this.inc, n, "increment");
-  }
-  /** decrement subtracts n (default 1) and sends the op. */
-  decrement(n = 1) {
-    this.add(this.dec, n, "decrement");
-  }
-  add(m, n, op) {
-    if (!Number.isFinite(n) || n <= 0) throw new RangeError("datasole: counter amount must be a positive number");
-    m.set(this.nodeId, (m.get(this.nodeId) ?? 0) + n);
-    this.changed();
-    this.emit({ op, value: n });
-  }
-  merge(state) {
-    const vector = state.metadata?.vector;
-    if (!isObject(vector)) return false;
-    const a = mergeMax(this.inc, vector.increments);
-    const b = mergeMax(this.dec, vector.decrements);
-    if (a || b) this.changed();
-    return a || b;
-  }
-};
-function mergeMax(local, remote) {
-  if (!isObject(remote)) return false;
-  let changed = false;
-  for (const [node, n] of Object.entries(remote)) {
-    if (typeof n !== "number" || !Number.isFinite(n)) continue;
-    if (n > (local.get(node) ?? 0)) {
-      local.set(node, n);
-      changed = true;
-    }
-  }
-  return changed;
-}
-var LWWRegister = class extends Crdt {
-  constructor(key, nodeId, send, initial) {
-    super(key, nodeId, send);
-    this.type = "lww-register";
-    this.stamp = 0;
-    this.writer = "";
-    this.current = initial;
-  }
-  get value() {
-    return this.current;
-  }
-  /** set writes v locally and sends the op. */
-  set(v) {
-    this.stamp = Math.max(Date.now(), this.stamp);
-    this.writer = this.nodeId;
-    this.current = v;
-    this.changed();
-    this.emit({ op: "set", value: v }, this.stamp);
-  }
-  merge(state) {
-    const m = state.metadata;
-    if (!m || typeof m.timestamp !== "number" || typeof m.version !== "number" || typeof m.nodeId !== "string") return false;
-    if (!newer(m.timestamp, m.nodeId, this.stamp, this.writer)) return false;
-    this.stamp = m.timestamp;
-    this.writer = m.nodeId;
-    this.current = state.value;
-    this.changed();
-    return true;
-  }
-};
-var LWWMap = class extends Crdt {
-  constructor() {
-    super(...arguments);
-    this.type = "lww-map";
-    this.fields = /* @__PURE__ */ new Map();
-  }
-  get value() {
-    const out = {};
-    for (const [k, f] of this.fields) if (!f.deleted) out[k] = f.value;
-    return out;
-  }
-  /** get returns one live field. */
-  get(field) {
-    const f = this.fields.get(field);
-    return f && !f.deleted ? f.value : void 0;
-  }
-  /** set writes one field locally and sends the op. */
-  set(field, v) {
-    this.write(field, v, false);
-    this.emit({ op: "set", key: field, value: v }, this.fields.get(field).timestamp);
-  }
-  /** delete removes one field locally (leaving a tombstone) and sends the op. */
-  delete(field) {
-    this.write(field, void 0, true);
-    this.emit({ op: "remove", key: field }, this.fields.get(field).timestamp);
-  }
-  write(field, v, deleted) {
-    if (forbiddenKeys.has(field)) throw new RangeError(`datasole: forbidden map field ${field}`);
-    const timestamp = Math.max(Date.now(), this.fields.get(field)?.timestamp ?? 0);
-    this.fields.set(field, { value: v, timestamp, nodeId: this.nodeId, deleted });
-    this.changed();
-  }
-  merge(state) {
-    const m = state.metadata;
-    const value = state.value ?? {};
-    if (!m || typeof m.timestamp !== "number" || !isObject(value)) return false;
-    const stamps = isObject(m.fields) ? m.fields : Object.fromEntries(Object.keys(value).map((k) => [k, { timestamp: m.timestamp, nodeId: String(m.nodeId) }]));
-    const names = Object.keys(stamps);
-    if (names.length > maxMapEntries) return false;
-    let changed = false;
-    for (const k of names) {
-      const s = stamps[k];
-      if (forbiddenKeys.has(k) || !isObject(s) || typeof s.timestamp !== "number") continue;
-      const node = typeof s.nodeId === "string" ? s.nodeId : "";
-      const cur = this.fields.get(k);
-      if (cur && !newer(s.timestamp, node, cur.timestamp, cur.nodeId)) continue;
-      const deleted = s.deleted === true || !Object.prototype.hasOwnProperty.call(value, k);
-      this.fields.set(k, { value: deleted ? void 0 : value[k], timestamp: s.timestamp, nodeId: node, deleted });
-      changed = true;
-    }
-    if (changed) this.changed();
-    return changed;
-  }
-};
-var CrdtStore = class {
-  constructor(nodeId, send) {
-    this.nodeId = nodeId;
-    this.send = send;
-    this.replicas = /* @__PURE__ */ new Map();
-  }
-  register(key, type, initial) {
-    const existing = this.replicas.get(key);
-    if (existing) {
-      if (existing.type !== type) throw new Error(`datasole: CRDT ${key} is already a ${existing.type}`);
-      return existing;
-    }
-    const send = (op) => this.send(key, op);
-    let c;
-    switch (type) {
-      case "pn-counter":
-        c = new PNCounter(key, this.nodeId, send);
-        break;
-      case "lww-register":
-        c = new LWWRegister(key, this.nodeId, send, initial);
-        break;
-      case "lww-map":
-        c = new LWWMap(key, this.nodeId, send);
-        break;
-      default:
-        throw new Error(`datasole: unknown CRDT type ${String(type)}`);
-    }
-    this.replicas.set(key, c);
-    return c;
-  }
-  /** get returns the replica registered under key. */
-  get(key) {
-    return this.replicas.get(key);
-  }
-  /** merge folds a CRDT_STATE into the replica for key, if one is registered. */
-  merge(key, state) {
-    this.replicas.get(key)?.merge(state);
-  }
-};
-
-// src/errors.ts
-var DatasoleError = class extends Error {
-  constructor(message, extra = {}) {
-    super(message);
-    this.name = "DatasoleError";
-    this.code = extra.code;
-    this.data = extra.data;
-    this.retryAfter = extra.retryAfter;
-  }
-};
-
 // node_modules/fflate/esm/browser.js
 var u8 = Uint8Array;
 var u16 = Uint16Array;
@@ -1107,31 +872,428 @@ function adler32(data) {
   return (b << 16 | a) >>> 0;
 }
 
+// src/batch.ts
+var subprotocolV1 = "datasole.v1";
+var subprotocolBatch = "datasole.batch.v1";
+var tokenPrefix = "datasole.token.";
+var opBatch = 12;
+var zlibFirstByte = 120;
+function isBatch(message) {
+  return message.length > 0 && message[0] === opBatch;
+}
+function uvarintLen(n) {
+  let len = 1;
+  while (n >= 128) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+function putUvarint(out, at, n) {
+  while (n >= 128) {
+    out[at++] = n % 128 | 128;
+    n = Math.floor(n / 128);
+  }
+  out[at++] = n;
+  return at;
+}
+function batchSize(messages) {
+  let n = 0;
+  for (const m of messages) n += uvarintLen(m.length) + m.length;
+  return n;
+}
+function encodeBatch(messages) {
+  const size = batchSize(messages);
+  if (size > maxPayload) throw new Error(`datasole: batch payload of ${size} bytes exceeds ${maxPayload}`);
+  const out = new Uint8Array(headerLen + size);
+  const view = new DataView(out.buffer);
+  out[0] = opBatch;
+  view.setUint32(1, messages.length);
+  view.setUint32(5, size);
+  let at = headerLen;
+  for (const m of messages) {
+    at = putUvarint(out, at, m.length);
+    out.set(m, at);
+    at += m.length;
+  }
+  return out;
+}
+var maxVarintBytes = 4;
+function decodeBatch(message) {
+  if (message.length < headerLen || message[0] !== opBatch) return null;
+  const view = new DataView(message.buffer, message.byteOffset, message.byteLength);
+  const size = view.getUint32(5);
+  if (size > maxPayload || message.length !== headerLen + size) return null;
+  const frames = [];
+  let at = headerLen;
+  while (at < message.length) {
+    let len = 0;
+    let shift = 1;
+    let i2 = 0;
+    for (; ; ) {
+      if (at >= message.length || i2 === maxVarintBytes) return null;
+      const b = message[at++];
+      len += (b & 127) * shift;
+      shift *= 128;
+      i2++;
+      if (b < 128) break;
+    }
+    if (len === 0 || len > message.length - at) return null;
+    const item = message.subarray(at, at + len);
+    at += len;
+    if (item[0] !== zlibFirstByte && (item[0] < 1 || item[0] > 11)) return null;
+    const f = decodeMessage(item);
+    if (!f) return null;
+    frames.push(f);
+  }
+  return frames;
+}
+var Outbox = class {
+  constructor(write) {
+    this.write = write;
+    this.queue = [];
+    this.size = 0;
+    this.scheduled = false;
+    /** batching is set once the server selected datasole.batch.v1. */
+    this.batching = false;
+  }
+  /** send transmits an uncompressed frame, compressing it by the 256-byte rule. */
+  send(frame) {
+    const message = wireBytes(frame);
+    if (!this.batching) {
+      this.write(message);
+      return;
+    }
+    const cost = uvarintLen(message.length) + message.length;
+    if (this.size + cost > maxPayload) this.flush();
+    this.queue.push(message);
+    this.size += cost;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+  /** flush sends whatever is queued now. */
+  flush() {
+    this.scheduled = false;
+    const q = this.queue;
+    if (q.length === 0) return;
+    this.queue = [];
+    this.size = 0;
+    this.write(q.length === 1 ? q[0] : encodeBatch(q));
+  }
+  /** clear drops queued frames (the connection is gone). */
+  clear() {
+    this.queue = [];
+    this.size = 0;
+  }
+};
+function tokenProtocol(token) {
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(token)) {
+    throw new TypeError(
+      'datasole: auth.token cannot be sent as a subprotocol (it has characters outside the HTTP token set, e.g. "/", "=" or spaces); send it as a query parameter instead'
+    );
+  }
+  return tokenPrefix + token;
+}
+function receive(message, batching) {
+  if (batching && isBatch(message)) return decodeBatch(message) ?? [];
+  const f = decodeMessage(message);
+  return f ? [f] : [];
+}
+
+// src/subscription.ts
+function unsubscriber(stop) {
+  const fn = (() => {
+    stop();
+  });
+  fn.unsubscribe = fn;
+  return fn;
+}
+function deliver(listeners, value) {
+  for (const fn of [...listeners]) {
+    try {
+      fn(value);
+    } catch (e) {
+      setTimeout(() => {
+        throw e;
+      });
+    }
+  }
+}
+
+// src/crdt.ts
+var forbiddenKeys = /* @__PURE__ */ new Set(["__proto__", "constructor", "prototype"]);
+var maxMapEntries = 1e4;
+function isObject(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+function newer(ts, node, curTs, curNode) {
+  return ts > curTs || ts === curTs && node > curNode;
+}
+var Crdt = class {
+  constructor(key, nodeId, send) {
+    this.key = key;
+    this.nodeId = nodeId;
+    this.send = send;
+    /** version counts local changes; it is not comparable across replicas. */
+    this.version = 0;
+    this.listeners = /* @__PURE__ */ new Set();
+  }
+  /** subscribe calls fn now and after every change; call the result to stop. */
+  subscribe(fn) {
+    this.listeners.add(fn);
+    fn(this.value);
+    return unsubscriber(() => this.listeners.delete(fn));
+  }
+  changed() {
+    this.version++;
+    deliver(this.listeners, this.value);
+  }
+  emit(op, timestamp = Date.now()) {
+    this.send({ type: this.type, nodeId: this.nodeId, timestamp, ...op });
+  }
+};
+var PNCounter = class extends Crdt {
+  constructor() {
+    super(...arguments);
+    this.type = "pn-counter";
+    this.inc = /* @__PURE__ */ new Map();
+    this.dec = /* @__PURE__ */ new Map();
+  }
+  get value() {
+    let total = 0;
+    for (const n of this.inc.values()) total += n;
+    for (const n of this.dec.values()) total -= n;
+    return total;
+  }
+  /** increment adds n (default 1) and sends the op. */
+  increment(n = 1) {
+    this.add(this.inc, n, "increment");
+  }
+  /** decrement subtracts n (default 1) and sends the op. */
+  decrement(n = 1) {
+    this.add(this.dec, n, "decrement");
+  }
+  add(m, n, op) {
+    if (!Number.isFinite(n) || n <= 0) throw new RangeError("datasole: counter amount must be a positive number");
+    m.set(this.nodeId, (m.get(this.nodeId) ?? 0) + n);
+    this.changed();
+    this.emit({ op, value: n });
+  }
+  merge(state) {
+    const vector = state.metadata?.vector;
+    if (!isObject(vector)) return false;
+    const a = mergeMax(this.inc, vector.increments);
+    const b = mergeMax(this.dec, vector.decrements);
+    if (a || b) this.changed();
+    return a || b;
+  }
+};
+function mergeMax(local, remote) {
+  if (!isObject(remote)) return false;
+  let changed = false;
+  for (const [node, n] of Object.entries(remote)) {
+    if (typeof n !== "number" || !Number.isFinite(n)) continue;
+    if (n > (local.get(node) ?? 0)) {
+      local.set(node, n);
+      changed = true;
+    }
+  }
+  return changed;
+}
+var LWWRegister = class extends Crdt {
+  constructor(key, nodeId, send, initial) {
+    super(key, nodeId, send);
+    this.type = "lww-register";
+    this.stamp = 0;
+    this.writer = "";
+    this.current = initial;
+  }
+  get value() {
+    return this.current;
+  }
+  /** set writes v locally and sends the op. */
+  set(v) {
+    this.stamp = Math.max(Date.now(), this.stamp);
+    this.writer = this.nodeId;
+    this.current = v;
+    this.changed();
+    this.emit({ op: "set", value: v }, this.stamp);
+  }
+  merge(state) {
+    const m = state.metadata;
+    if (!m || typeof m.timestamp !== "number" || typeof m.version !== "number" || typeof m.nodeId !== "string") return false;
+    if (!newer(m.timestamp, m.nodeId, this.stamp, this.writer)) return false;
+    this.stamp = m.timestamp;
+    this.writer = m.nodeId;
+    this.current = state.value;
+    this.changed();
+    return true;
+  }
+};
+var LWWMap = class extends Crdt {
+  constructor() {
+    super(...arguments);
+    this.type = "lww-map";
+    this.fields = /* @__PURE__ */ new Map();
+  }
+  get value() {
+    const out = {};
+    for (const [k, f] of this.fields) if (!f.deleted) out[k] = f.value;
+    return out;
+  }
+  /** get returns one live field. */
+  get(field) {
+    const f = this.fields.get(field);
+    return f && !f.deleted ? f.value : void 0;
+  }
+  /** set writes one field locally and sends the op. */
+  set(field, v) {
+    this.write(field, v, false);
+    this.emit({ op: "set", key: field, value: v }, this.fields.get(field).timestamp);
+  }
+  /** delete removes one field locally (leaving a tombstone) and sends the op. */
+  delete(field) {
+    this.write(field, void 0, true);
+    this.emit({ op: "remove", key: field }, this.fields.get(field).timestamp);
+  }
+  write(field, v, deleted) {
+    if (forbiddenKeys.has(field)) throw new RangeError(`datasole: forbidden map field ${field}`);
+    const timestamp = Math.max(Date.now(), this.fields.get(field)?.timestamp ?? 0);
+    this.fields.set(field, { value: v, timestamp, nodeId: this.nodeId, deleted });
+    this.changed();
+  }
+  merge(state) {
+    const m = state.metadata;
+    const value = state.value ?? {};
+    if (!m || typeof m.timestamp !== "number" || !isObject(value)) return false;
+    const stamps = isObject(m.fields) ? m.fields : Object.fromEntries(Object.keys(value).map((k) => [k, { timestamp: m.timestamp, nodeId: String(m.nodeId) }]));
+    const names = Object.keys(stamps);
+    if (names.length > maxMapEntries) return false;
+    let changed = false;
+    for (const k of names) {
+      const s = stamps[k];
+      if (forbiddenKeys.has(k) || !isObject(s) || typeof s.timestamp !== "number") continue;
+      const node = typeof s.nodeId === "string" ? s.nodeId : "";
+      const cur = this.fields.get(k);
+      if (cur && !newer(s.timestamp, node, cur.timestamp, cur.nodeId)) continue;
+      const deleted = s.deleted === true || !Object.prototype.hasOwnProperty.call(value, k);
+      this.fields.set(k, { value: deleted ? void 0 : value[k], timestamp: s.timestamp, nodeId: node, deleted });
+      changed = true;
+    }
+    if (changed) this.changed();
+    return changed;
+  }
+};
+var CrdtStore = class {
+  constructor(nodeId, send) {
+    this.nodeId = nodeId;
+    this.send = send;
+    this.replicas = /* @__PURE__ */ new Map();
+  }
+  register(key, type, initial) {
+    const existing = this.replicas.get(key);
+    if (existing) {
+      if (existing.type !== type) throw new Error(`datasole: CRDT ${key} is already a ${existing.type}`);
+      return existing;
+    }
+    const send = (op) => this.send(key, op);
+    let c;
+    switch (type) {
+      case "pn-counter":
+        c = new PNCounter(key, this.nodeId, send);
+        break;
+      case "lww-register":
+        c = new LWWRegister(key, this.nodeId, send, initial);
+        break;
+      case "lww-map":
+        c = new LWWMap(key, this.nodeId, send);
+        break;
+      default:
+        throw new Error(`datasole: unknown CRDT type ${String(type)}`);
+    }
+    this.replicas.set(key, c);
+    return c;
+  }
+  /** get returns the replica registered under key. */
+  get(key) {
+    return this.replicas.get(key);
+  }
+  /** merge folds a CRDT_STATE into the replica for key, if one is registered. */
+  merge(key, state) {
+    this.replicas.get(key)?.merge(state);
+  }
+};
+
+// src/errors.ts
+var DatasoleError = class extends Error {
+  constructor(message, extra = {}) {
+    super(message);
+    this.name = "DatasoleError";
+    this.code = extra.code;
+    this.data = extra.data;
+    this.retryAfter = extra.retryAfter;
+    this.status = extra.status;
+    this.closeCode = extra.closeCode;
+  }
+};
+function closeError(code, reason) {
+  const why = reason ? ` ("${reason}")` : "";
+  const e = (c, message) => new DatasoleError(message, { code: c, closeCode: code });
+  switch (code) {
+    case 4001:
+      return e("session-expired", `Connection closed (4001): the session expired${why}; get a fresh credential (sign in again) and connect`);
+    case 4003:
+      return e("revoked", `Connection closed (4003): the server revoked this connection's credential${why}; sign in again before reconnecting`);
+    case 1013:
+      return e("over-capacity", `Connection closed (1013): the server is at its connection limit${why}; retry later`);
+    case 1008:
+      return e("policy", `Connection closed (1008): the server closed the connection for a policy violation${why}, e.g. too many rate-limited frames or reading too slowly`);
+    case 1009:
+      return e("too-big", `Connection closed (1009): a message was larger than the server accepts${why}`);
+    case 1001:
+      return e("server-closed", `Connection closed (1001): the server is shutting down${why}; reconnect later`);
+  }
+  return void 0;
+}
+
 // src/link.ts
-function openDirect(url, ev) {
+function openDirect(url, protocols, ev) {
   let done = false;
+  let batching = false;
   const finish = (code, reason, error) => {
     if (done) return;
     done = true;
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    out.clear();
     ev.close(code, reason, error);
   };
-  const ws = new WebSocket(url);
+  const ws = new WebSocket(url, protocols);
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => ev.open();
+  const out = new Outbox((m) => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(m);
+  });
+  ws.onopen = () => {
+    batching = out.batching = ws.protocol === subprotocolBatch;
+    ev.open(ws.protocol);
+  };
   ws.onmessage = (m) => {
     if (typeof m.data === "string") return;
-    const frame = decodeMessage(new Uint8Array(m.data));
-    if (frame) ev.frame(frame);
+    for (const f of receive(new Uint8Array(m.data), batching)) {
+      if (done) return;
+      ev.frame(f);
+    }
   };
   ws.onerror = () => {
   };
   ws.onclose = (c) => finish(c.code, c.reason);
   return {
     send(frame) {
-      if (ws.readyState === WebSocket.OPEN) ws.send(wireBytes(frame));
+      if (ws.readyState === WebSocket.OPEN) out.send(frame);
     },
     close(code, reason) {
+      out.flush();
       try {
         ws.close(code, reason);
       } catch {
@@ -1143,7 +1305,7 @@ function openDirect(url, ev) {
 }
 var WorkerUnavailable = class extends Error {
 };
-function openWorker(workerUrl, url, readyTimeout, ev) {
+function openWorker(workerUrl, url, protocols, readyTimeout, ev) {
   let done = false;
   let ready = false;
   let worker = null;
@@ -1177,7 +1339,7 @@ function openWorker(workerUrl, url, readyTimeout, ev) {
         clearTimeout(timer);
         break;
       case "open":
-        ev.open();
+        ev.open(String(msg.payload?.protocol ?? ""));
         break;
       case "message": {
         const p = msg.payload;
@@ -1191,16 +1353,154 @@ function openWorker(workerUrl, url, readyTimeout, ev) {
       }
     }
   };
-  worker.postMessage({ type: "connect", payload: { url } });
+  worker.postMessage({ type: "connect", payload: { url, protocols } });
+  let queue = [];
+  const flush = () => {
+    const frames = queue;
+    queue = [];
+    if (!done && frames.length > 0) {
+      worker.postMessage({ type: "frames", payload: { data: frames } }, frames.map((f) => f.buffer));
+    }
+  };
   return {
     send(frame) {
-      if (!done) worker.postMessage({ type: "frame", payload: { data: frame } }, [frame.buffer]);
+      if (done) return;
+      if (queue.push(frame) === 1) queueMicrotask(flush);
     },
     close(code, reason) {
+      flush();
       if (!done) worker.postMessage({ type: "disconnect", payload: { code, reason } });
       finish(code, reason, void 0, 1e3);
     }
   };
+}
+
+// src/probe.ts
+var probeParam = "ds-probe";
+var probeHeader = "Datasole-Protocol";
+var answeredHeader = "Datasole-Probe";
+function probeUrl(wsUrl) {
+  const u = new URL(wsUrl);
+  u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+  u.search = (u.search ? u.search + "&" : "?") + probeParam + "=1";
+  return u.toString();
+}
+function endpoint(wsUrl) {
+  const u = new URL(wsUrl);
+  u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+  u.search = "";
+  return u.toString();
+}
+function pageOrigin() {
+  return typeof location !== "undefined" ? location.origin : "";
+}
+function failure(code, message, status) {
+  return new DatasoleError(message, { code, status, closeCode: 1006 });
+}
+function explainStatus(status, t, answered) {
+  const http = endpoint(t.wsUrl);
+  switch (status) {
+    case 204:
+    case 200:
+      if (answered === null) break;
+      if (t.protocols) {
+        return failure(
+          "upgrade-failed",
+          `Connection failed: the server at ${http} accepts the credential but did not complete the WebSocket handshake that offered it as a subprotocol; it may not support auth.sendAs "subprotocol" (send the token as a query parameter instead), or a proxy in between does not forward WebSocket upgrades`,
+          status
+        );
+      }
+      return failure(
+        "upgrade-failed",
+        `Connection failed: the server at ${http} would admit this page, but the WebSocket upgrade did not complete; something in between (a proxy or load balancer) may not forward WebSocket upgrades`,
+        status
+      );
+    case 401:
+      return failure(
+        "unauthorized",
+        t.token ? `Connection refused (HTTP 401): the server did not accept the credential in auth.token (wrong, expired or revoked); get a fresh one and connect again` : `Connection refused (HTTP 401): the server requires a credential and none was sent; pass one as auth.token (or sign in first when the server uses cookies)`,
+        status
+      );
+    case 403:
+      return failure(
+        "forbidden-origin",
+        `Connection refused (HTTP 403): the server refused this page's origin (${pageOrigin() || "unknown"}); add it to the server's Options.AllowedOrigins, or serve the page from the server's own origin`,
+        status
+      );
+    case 404:
+      return failure(
+        "not-found",
+        `Connection failed (HTTP 404): nothing answers at ${http}; the client's path option ("${t.path}") must equal the server's Options.Path, and the datasole handler must be mounted there`,
+        status
+      );
+    case 408:
+    case 500:
+      return failure(
+        "server-error",
+        `Connection refused (HTTP ${status}): the server could not check the credential (its auth handler ${status === 408 ? "timed out" : "failed"}); see the server's log`,
+        status
+      );
+    case 429:
+      if (answered === "limited") break;
+      return failure(
+        "over-capacity",
+        `Connection refused (HTTP 429): too many connections from this user or address (the server's MaxConnectionsPerUser or MaxConnectionsPerIP); close other tabs or raise the limit`,
+        status
+      );
+    case 503:
+      return failure(
+        "over-capacity",
+        `Connection refused (HTTP 503): the server is at its connection limit (Options.MaxConnections), starting, or shutting down; retry later`,
+        status
+      );
+  }
+  if (status >= 300 && status < 400) {
+    return failure(
+      "not-found",
+      `Connection failed (HTTP ${status}): ${http} redirects elsewhere, so it is not the datasole endpoint; check the client's path option ("${t.path}") and where the handler is mounted`,
+      status
+    );
+  }
+  return failure(
+    "connection-failed",
+    `Connection failed (1006): the server refused the WebSocket upgrade and did not say why${status ? ` (its answer to a plain request was HTTP ${status})` : ""}`,
+    status || void 0
+  );
+}
+async function probe(t) {
+  if (typeof fetch !== "function") return explainStatus(0, t, null);
+  const url = probeUrl(t.wsUrl);
+  const ctl = typeof AbortController === "function" ? new AbortController() : void 0;
+  const timer = setTimeout(() => ctl?.abort(), t.timeout);
+  try {
+    const headers = {};
+    if (t.protocols) headers[probeHeader] = t.protocols.join(", ");
+    let res;
+    try {
+      res = await fetch(url, { credentials: "include", cache: "no-store", redirect: "manual", headers, signal: ctl?.signal });
+    } catch (e) {
+      if (ctl?.signal.aborted) return explainStatus(0, t, null);
+      if (!await reachable(url, ctl?.signal)) {
+        return failure(
+          "unreachable",
+          `Connection failed: the server at ${new URL(url).origin} could not be reached (not running, wrong URL or port, or the network is down)`
+        );
+      }
+      return explainStatus(0, t, null);
+    }
+    if (res.type === "opaqueredirect") return explainStatus(302, t, null);
+    return explainStatus(res.status, t, res.headers.get(answeredHeader));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+async function reachable(url, signal) {
+  try {
+    await fetch(url, { mode: "no-cors", credentials: "omit", cache: "no-store", signal });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 // node_modules/fast-json-patch/module/helpers.mjs
@@ -1713,8 +2013,13 @@ var resyncMethod = "$ds.resync";
 var methodNotFound = -32601;
 var maxEventName = 256;
 var maxQueuedCrdtOps = 1e3;
+var probeTimeout = 5e3;
 var DatasoleClient = class {
   constructor(options) {
+    // plainV1 is set once a server failed the upgrade that offered subprotocols but would admit
+    // the page: browsers fail a handshake whose response selects none of the offered
+    // subprotocols, which is what a v1 server that knows none of them answers.
+    this.plainV1 = false;
     this.state = "disconnected";
     this.link = null;
     this.connecting = null;
@@ -1735,10 +2040,14 @@ var DatasoleClient = class {
     this.resyncUnsupported = false;
     if (!options || typeof options.url !== "string") throw new TypeError("datasole: options.url is required");
     const path = options.path ?? "/__ds";
+    const token = options.auth?.token || void 0;
+    this.tokenInProtocol = token !== void 0 && options.auth?.sendAs === "subprotocol";
+    this.protocols = [subprotocolV1, subprotocolBatch];
+    if (this.tokenInProtocol) this.protocols.push(tokenProtocol(token));
     this.opts = {
       url: options.url,
       path,
-      token: options.auth?.token,
+      token: this.tokenInProtocol ? void 0 : token,
       useWorker: options.useWorker ?? typeof Worker !== "undefined",
       workerUrl: options.workerUrl ?? `${path.replace(/\/$/, "")}/datasole-worker.iife.min.js`,
       workerTimeout: options.workerTimeout ?? 1e4,
@@ -1747,7 +2056,8 @@ var DatasoleClient = class {
       maxReconnectAttempts: options.maxReconnectAttempts ?? 10,
       rpcTimeout: options.rpcTimeout ?? 3e4,
       pingInterval: options.pingInterval ?? 25e3,
-      pingTimeout: options.pingTimeout ?? 1e4
+      pingTimeout: options.pingTimeout ?? 1e4,
+      probe: options.probe ?? true
     };
   }
   /**
@@ -1785,11 +2095,10 @@ var DatasoleClient = class {
     this.errorListeners.add(handler);
     return unsubscriber(() => this.errorListeners.delete(handler));
   }
-  /**
-   * rpc calls a server method and resolves with its result. It rejects with a DatasoleError on
-   * an error reply, a server ERROR frame for the call, a timeout or a lost connection.
-   */
   rpc(method, params, options) {
+    return this.call(method, params, options);
+  }
+  call(method, params, options) {
     if (this.state !== "connected" || !this.link) return Promise.reject(new DatasoleError("Not connected", { code: "not-connected" }));
     const id = this.nextId;
     this.nextId = this.nextId >= 4294967295 ? 1 : this.nextId + 1;
@@ -1804,20 +2113,20 @@ var DatasoleClient = class {
       this.link.send(frame);
     });
   }
-  /** on registers a handler for a server event; the result removes it. */
   on(event, handler) {
     let set = this.handlers.get(event);
     if (!set) this.handlers.set(event, set = /* @__PURE__ */ new Set());
     set.add(handler);
-    return unsubscriber(() => this.off(event, handler));
+    return unsubscriber(() => this.removeHandler(event, handler));
   }
-  /** off removes a handler registered with on. */
   off(event, handler) {
+    this.removeHandler(event, handler);
+  }
+  removeHandler(event, handler) {
     const set = this.handlers.get(event);
     set?.delete(handler);
     if (set?.size === 0) this.handlers.delete(event);
   }
-  /** emit sends a fire-and-forget event to the server; it throws when not connected. */
   emit(event, data) {
     if (typeof event !== "string" || event.length === 0 || event.length > maxEventName) {
       throw new TypeError(`datasole: event name must be 1–${maxEventName} characters`);
@@ -1825,7 +2134,6 @@ var DatasoleClient = class {
     if (this.state !== "connected" || !this.link) throw new DatasoleError("Not connected", { code: "not-connected" });
     this.link.send(encodeFrame(3 /* EventC2S */, 0, data === void 0 ? { event } : { event, data }));
   }
-  /** subscribeState calls handler now with the key's value (possibly undefined) and after every change. */
   subscribeState(key, handler) {
     const store = this.store(key);
     const fn = handler;
@@ -1833,7 +2141,6 @@ var DatasoleClient = class {
     fn(store.value);
     return unsubscriber(() => store.subscribers.delete(fn));
   }
-  /** getState returns the key's current value, or undefined before anything arrived. */
   getState(key) {
     return this.stores.get(key)?.value;
   }
@@ -1900,15 +2207,30 @@ var DatasoleClient = class {
             this.open().then(resolve, reject);
             return;
           }
-          this.connecting = null;
-          this.abortConnect = null;
-          if (!opened) reject(new DatasoleError(`Connection failed (${code})`, { code }));
-          this.afterClose(code, reason);
+          if (opened) {
+            this.connecting = null;
+            this.abortConnect = null;
+            this.afterClose(code, reason, closeError(code, reason));
+            return;
+          }
+          void this.explain(url, code).then((err2) => {
+            if (this.connecting !== p) return;
+            this.connecting = null;
+            this.abortConnect = null;
+            if (offered.length > 0 && !this.plainV1 && !this.tokenInProtocol && (err2.code === "upgrade-failed" || err2.code === "connection-failed")) {
+              this.plainV1 = true;
+              this.open().then(resolve, reject);
+              return;
+            }
+            reject(err2);
+            this.afterClose(code, reason, err2);
+          });
         }
       };
+      const offered = this.plainV1 ? [] : this.protocols;
       let link;
       try {
-        link = this.opts.useWorker && !this.workerFailed ? openWorker(this.opts.workerUrl, url, this.opts.workerTimeout, events) : openDirect(url, events);
+        link = this.opts.useWorker && !this.workerFailed ? openWorker(this.opts.workerUrl, url, offered, this.opts.workerTimeout, events) : openDirect(url, offered, events);
       } catch (e) {
         this.connecting = null;
         this.abortConnect = null;
@@ -1932,19 +2254,36 @@ var DatasoleClient = class {
     this.abortConnect = null;
     link?.close(code, reason);
   }
-  afterClose(code, reason) {
+  // explain says why an upgrade failed: by asking the server (see probe.ts) unless probing
+  // is off, else only by its close code.
+  async explain(url, code) {
+    const generic = new DatasoleError(`Connection failed (${code})`, { code: "connection-failed", closeCode: code });
+    if (!this.opts.probe || code !== 1006) return generic;
+    try {
+      return await probe({
+        wsUrl: url,
+        path: this.opts.path,
+        token: this.opts.token !== void 0 || this.tokenInProtocol,
+        protocols: this.tokenInProtocol ? this.protocols : void 0,
+        timeout: probeTimeout
+      });
+    } catch {
+      return generic;
+    }
+  }
+  afterClose(code, reason, error) {
     if (this.userClosed || !this.opts.reconnect) {
-      this.setState("disconnected", { code, reason });
+      this.setState("disconnected", { code, reason, error });
       return;
     }
     if (this.attempts >= this.opts.maxReconnectAttempts) {
-      this.setState("disconnected", { code, reason, gaveUp: true });
+      this.setState("disconnected", { code, reason, gaveUp: true, error });
       return;
     }
     this.attempts++;
     const b = this.opts.reconnectInterval;
     const delay = b * Math.min(2 ** this.attempts, 64) + Math.random() * b;
-    this.setState("reconnecting", { attempt: this.attempts, delay, code, reason });
+    this.setState("reconnecting", { attempt: this.attempts, delay, code, reason, error });
     this.retryTimer = setTimeout(() => {
       this.open().catch(() => {
       });
@@ -2064,7 +2403,7 @@ var DatasoleClient = class {
         this.resyncInFlight = false;
         return;
       }
-      this.rpc(resyncMethod, { keys }).catch((e) => {
+      this.call(resyncMethod, { keys }).catch((e) => {
         if (e instanceof DatasoleError && e.code === methodNotFound) this.resyncUnsupported = true;
       }).finally(() => {
         this.resyncInFlight = false;

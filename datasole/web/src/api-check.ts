@@ -34,3 +34,44 @@ same<Api.PNCounter>(v.counter);
 same<Api.LWWRegister<string>>(v.register);
 same<Api.LWWMap<number>>(v.map);
 same<Api.CrdtStore>(v.store);
+
+// The contract helpers. (How the generic client's methods check calls is tested on both the
+// declarations and the sources by test/types, with the same test file.)
+interface SampleContract {
+  rpc: { add: { params: { a: number; b: number }; result: { sum: number } } };
+  events: { "chat:message": { from: string; text: string } };
+  state: { dashboard: { visitors: number } };
+  crdt: { title: { type: "lww-register"; value: string } };
+}
+
+// Results of the contract helpers, compared both ways.
+declare const r: {
+  implResult: Impl.RpcResult<SampleContract, "add">;
+  apiResult: Api.RpcResult<SampleContract, "add">;
+  implParams: Impl.RpcParams<SampleContract, "add">;
+  apiParams: Api.RpcParams<SampleContract, "add">;
+  implData: Impl.EventData<SampleContract, "chat:message">;
+  apiData: Api.EventData<SampleContract, "chat:message">;
+  implValue: Impl.StateValue<SampleContract, "dashboard">;
+  apiValue: Api.StateValue<SampleContract, "dashboard">;
+  implHandle: Impl.CrdtHandle<SampleContract, "title">;
+  apiHandle: Api.CrdtHandle<SampleContract, "title">;
+  implInfo: Impl.ConnectionInfo;
+  apiInfo: Api.ConnectionInfo;
+  implCode: Impl.ConnectionErrorCode;
+  apiCode: Api.ConnectionErrorCode;
+};
+same<Api.RpcResult<SampleContract, "add">>(r.implResult);
+same<Impl.RpcResult<SampleContract, "add">>(r.apiResult);
+same<Api.RpcParams<SampleContract, "add">>(r.implParams);
+same<Impl.RpcParams<SampleContract, "add">>(r.apiParams);
+same<Api.EventData<SampleContract, "chat:message">>(r.implData);
+same<Impl.EventData<SampleContract, "chat:message">>(r.apiData);
+same<Api.StateValue<SampleContract, "dashboard">>(r.implValue);
+same<Impl.StateValue<SampleContract, "dashboard">>(r.apiValue);
+same<Api.CrdtHandle<SampleContract, "title">>(r.implHandle);
+same<Api.ConnectionInfo>(r.implInfo);
+same<Impl.ConnectionInfo>(r.apiInfo);
+same<Api.ConnectionErrorCode>(r.implCode);
+same<Impl.ConnectionErrorCode>(r.apiCode);
+void r.apiHandle;

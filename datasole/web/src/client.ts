@@ -1,8 +1,23 @@
 // DatasoleClient: the browser side of protocol v1 with the reference client's defects fixed
 // (REFERENCE-BEHAVIOR §13, §15 D11–D13).
+import { subprotocolBatch, subprotocolV1, tokenProtocol } from "./batch";
+import type {
+  ContractCrdtStore,
+  EmitArgs,
+  EventData,
+  EventName,
+  OnlyUntyped,
+  RpcArgs,
+  RpcMethod,
+  RpcResult,
+  StateKey,
+  StateValue,
+  Untyped,
+} from "./contract";
 import { CrdtStore, type CrdtOp, type CrdtState } from "./crdt";
-import { DatasoleError } from "./errors";
+import { closeError, DatasoleError } from "./errors";
 import { openDirect, openWorker, WorkerUnavailable, type Link, type LinkEvents } from "./link";
+import { probe } from "./probe";
 import { encodeFrame, Op, parsePayload, type Frame } from "./protocol";
 import { StateStore } from "./state";
 import { deliver, unsubscriber, type Unsubscribe } from "./subscription";
@@ -21,6 +36,8 @@ export interface ConnectionInfo {
   reason?: string;
   /** gaveUp is set when the reconnect budget is exhausted. */
   gaveUp?: boolean;
+  /** error says why the connection failed or closed, when the client knows (see DatasoleError.code). */
+  error?: DatasoleError;
 }
 
 /** DatasoleClientOptions configures a client; only url is required. */
@@ -29,8 +46,13 @@ export interface DatasoleClientOptions {
   url: string;
   /** path is the endpoint path; default "/__ds". */
   path?: string;
-  /** auth.token is sent as the `token` query parameter. */
-  auth?: { token?: string };
+  /**
+   * auth.token is the credential. By default it is sent as the `token` query parameter (v1);
+   * with `sendAs: "subprotocol"` it is offered as the WebSocket subprotocol
+   * `datasole.token.<token>` instead, which keeps it out of URLs and access logs (the server
+   * must read it from there).
+   */
+  auth?: { token?: string; sendAs?: "query" | "subprotocol" };
   /** useWorker runs the socket and zlib in a dedicated worker; default true where Worker exists. */
   useWorker?: boolean;
   /** workerUrl is the worker script; default `<path>/datasole-worker.iife.min.js` on the page's origin. */
@@ -51,6 +73,11 @@ export interface DatasoleClientOptions {
   pingInterval?: number;
   /** pingTimeout is how long (ms) to wait for traffic after a PING before the link counts as dead; default 10000. */
   pingTimeout?: number;
+  /**
+   * probe asks the server why a WebSocket upgrade failed (a plain GET of the same URL with
+   * `ds-probe=1`), so a failed connect rejects with a specific error; default true.
+   */
+  probe?: boolean;
 }
 
 /** RpcOptions tunes one call. */
@@ -72,6 +99,9 @@ export interface ServerEvent<T = unknown> {
 /** EventHandler handles one server event. */
 export type EventHandler<T = unknown> = (event: ServerEvent<T>) => void;
 
+/** CrdtStoreOf is what registerCrdt returns: the plain store, or its contract-checked view. */
+export type CrdtStoreOf<C> = Untyped<C> extends true ? CrdtStore : ContractCrdtStore<C>;
+
 interface Pending {
   method: string;
   resolve(v: unknown): void;
@@ -83,10 +113,24 @@ const resyncMethod = "$ds.resync";
 const methodNotFound = -32601;
 const maxEventName = 256;
 const maxQueuedCrdtOps = 1000;
+const probeTimeout = 5000;
 
-/** DatasoleClient connects a page to a datasole server: RPC, events, live state and CRDTs. */
-export class DatasoleClient {
+/**
+ * DatasoleClient connects a page to a datasole server: RPC, events, live state and CRDTs.
+ *
+ * C is the server's contract (e.g. the AppContract that `datasole gen ts` writes): with it,
+ * method and event names, parameters, results, event data, state values and CRDT handles
+ * are checked by the compiler. Without it (the default) nothing is checked and results are
+ * `unknown` unless a type argument says otherwise, as in the v1 client.
+ */
+export class DatasoleClient<C = any> {
   private readonly opts: Required<Omit<DatasoleClientOptions, "auth" | "useSharedArrayBuffer">> & { token?: string };
+  private readonly protocols: string[];
+  private readonly tokenInProtocol: boolean;
+  // plainV1 is set once a server failed the upgrade that offered subprotocols but would admit
+  // the page: browsers fail a handshake whose response selects none of the offered
+  // subprotocols, which is what a v1 server that knows none of them answers.
+  private plainV1 = false;
   private state: ConnectionState = "disconnected";
   private link: Link | null = null;
   private connecting: Promise<void> | null = null;
@@ -112,10 +156,14 @@ export class DatasoleClient {
   constructor(options: DatasoleClientOptions) {
     if (!options || typeof options.url !== "string") throw new TypeError("datasole: options.url is required");
     const path = options.path ?? "/__ds";
+    const token = options.auth?.token || undefined;
+    this.tokenInProtocol = token !== undefined && options.auth?.sendAs === "subprotocol";
+    this.protocols = [subprotocolV1, subprotocolBatch];
+    if (this.tokenInProtocol) this.protocols.push(tokenProtocol(token!));
     this.opts = {
       url: options.url,
       path,
-      token: options.auth?.token,
+      token: this.tokenInProtocol ? undefined : token,
       useWorker: options.useWorker ?? typeof Worker !== "undefined",
       workerUrl: options.workerUrl ?? `${path.replace(/\/$/, "")}/datasole-worker.iife.min.js`,
       workerTimeout: options.workerTimeout ?? 10_000,
@@ -125,6 +173,7 @@ export class DatasoleClient {
       rpcTimeout: options.rpcTimeout ?? 30_000,
       pingInterval: options.pingInterval ?? 25_000,
       pingTimeout: options.pingTimeout ?? 10_000,
+      probe: options.probe ?? true,
     };
   }
 
@@ -170,41 +219,58 @@ export class DatasoleClient {
 
   /**
    * rpc calls a server method and resolves with its result. It rejects with a DatasoleError on
-   * an error reply, a server ERROR frame for the call, a timeout or a lost connection.
+   * an error reply, a server ERROR frame for the call, a timeout or a lost connection. With a
+   * contract, params may be left out only when the method's parameters may be empty.
    */
-  rpc<T = unknown>(method: string, params?: unknown, options?: RpcOptions): Promise<T> {
+  rpc<T = unknown>(method: OnlyUntyped<C, string>, params?: unknown, options?: RpcOptions): Promise<T>;
+  rpc<M extends RpcMethod<C>>(method: M, ...args: RpcArgs<C, M, RpcOptions>): Promise<RpcResult<C, M>>;
+  rpc(method: string, params?: unknown, options?: RpcOptions): Promise<unknown> {
+    return this.call(method, params, options);
+  }
+
+  private call(method: string, params?: unknown, options?: RpcOptions): Promise<unknown> {
     if (this.state !== "connected" || !this.link) return Promise.reject(new DatasoleError("Not connected", { code: "not-connected" }));
     const id = this.nextId;
     // Ids count 1, 2, 3 … and skip 0 after wrapping, which would collide with uncorrelated frames.
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
     const frame = encodeFrame(Op.RpcReq, id, { method, params: params === undefined ? null : params, correlationId: id });
     const timeout = options?.timeout ?? this.opts.rpcTimeout;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new DatasoleError(`RPC timeout: ${method} (${timeout}ms)`, { code: "timeout" }));
       }, timeout);
-      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(id, { method, resolve, reject, timer });
       this.link!.send(frame);
     });
   }
 
   /** on registers a handler for a server event; the result removes it. */
-  on<T = unknown>(event: string, handler: EventHandler<T>): Unsubscribe {
+  on<T = unknown>(event: OnlyUntyped<C, string>, handler: EventHandler<T>): Unsubscribe;
+  on<E extends EventName<C>>(event: E, handler: EventHandler<EventData<C, E>>): Unsubscribe;
+  on(event: string, handler: EventHandler<never>): Unsubscribe {
     let set = this.handlers.get(event);
     if (!set) this.handlers.set(event, (set = new Set()));
     set.add(handler as EventHandler);
-    return unsubscriber(() => this.off(event, handler));
+    return unsubscriber(() => this.removeHandler(event, handler as EventHandler));
   }
 
   /** off removes a handler registered with on. */
-  off<T = unknown>(event: string, handler: EventHandler<T>): void {
+  off<T = unknown>(event: OnlyUntyped<C, string>, handler: EventHandler<T>): void;
+  off<E extends EventName<C>>(event: E, handler: EventHandler<EventData<C, E>>): void;
+  off(event: string, handler: EventHandler<never>): void {
+    this.removeHandler(event, handler as EventHandler);
+  }
+
+  private removeHandler(event: string, handler: EventHandler): void {
     const set = this.handlers.get(event);
     set?.delete(handler as EventHandler);
     if (set?.size === 0) this.handlers.delete(event);
   }
 
   /** emit sends a fire-and-forget event to the server; it throws when not connected. */
+  emit(event: OnlyUntyped<C, string>, data?: unknown): void;
+  emit<E extends EventName<C>>(event: E, ...data: EmitArgs<C, E>): void;
   emit(event: string, data?: unknown): void {
     if (typeof event !== "string" || event.length === 0 || event.length > maxEventName) {
       throw new TypeError(`datasole: event name must be 1–${maxEventName} characters`);
@@ -214,7 +280,9 @@ export class DatasoleClient {
   }
 
   /** subscribeState calls handler now with the key's value (possibly undefined) and after every change. */
-  subscribeState<T = unknown>(key: string, handler: (value: T) => void): Unsubscribe {
+  subscribeState<T = unknown>(key: OnlyUntyped<C, string>, handler: (value: T) => void): Unsubscribe;
+  subscribeState<K extends StateKey<C>>(key: K, handler: (value: StateValue<C, K> | undefined) => void): Unsubscribe;
+  subscribeState(key: string, handler: (value: never) => void): Unsubscribe {
     const store = this.store(key);
     const fn = handler as (v: unknown) => void;
     store.subscribers.add(fn);
@@ -223,19 +291,22 @@ export class DatasoleClient {
   }
 
   /** getState returns the key's current value, or undefined before anything arrived. */
-  getState<T = unknown>(key: string): T | undefined {
-    return this.stores.get(key)?.value as T | undefined;
+  getState<T = unknown>(key: OnlyUntyped<C, string>): T | undefined;
+  getState<K extends StateKey<C>>(key: K): StateValue<C, K> | undefined;
+  getState(key: string): unknown {
+    return this.stores.get(key)?.value;
   }
 
   /**
    * registerCrdt returns the client's CRDT store, creating it with nodeId (default: random) on
    * first use. Replicas registered on it send CRDT_OP frames and merge CRDT_STATE frames.
    */
-  registerCrdt(nodeId?: string): CrdtStore {
+  registerCrdt(nodeId?: string): CrdtStoreOf<C> {
     if (!this.crdts) {
       this.crdts = new CrdtStore(nodeId ?? randomNodeId(), (key, op) => this.sendCrdt(key, op));
     }
-    return this.crdts;
+    // With a contract the same store is handed out through its checked view.
+    return this.crdts as CrdtStoreOf<C>;
   }
 
   private store(key: string): StateStore {
@@ -294,18 +365,35 @@ export class DatasoleClient {
             this.open().then(resolve, reject);
             return;
           }
-          this.connecting = null;
-          this.abortConnect = null;
-          if (!opened) reject(new DatasoleError(`Connection failed (${code})`, { code }));
-          this.afterClose(code, reason);
+          if (opened) {
+            this.connecting = null;
+            this.abortConnect = null;
+            this.afterClose(code, reason, closeError(code, reason));
+            return;
+          }
+          // The upgrade failed: learn why before reporting it. Meanwhile the state stays
+          // "connecting" and connect() returns this same promise.
+          void this.explain(url, code).then((err) => {
+            if (this.connecting !== p) return; // disconnect() or a newer attempt took over
+            this.connecting = null;
+            this.abortConnect = null;
+            if (offered.length > 0 && !this.plainV1 && !this.tokenInProtocol && (err.code === "upgrade-failed" || err.code === "connection-failed")) {
+              this.plainV1 = true;
+              this.open().then(resolve, reject);
+              return;
+            }
+            reject(err);
+            this.afterClose(code, reason, err);
+          });
         },
       };
+      const offered = this.plainV1 ? [] : this.protocols;
       let link: Link;
       try {
         link =
           this.opts.useWorker && !this.workerFailed
-            ? openWorker(this.opts.workerUrl, url, this.opts.workerTimeout, events)
-            : openDirect(url, events);
+            ? openWorker(this.opts.workerUrl, url, offered, this.opts.workerTimeout, events)
+            : openDirect(url, offered, events);
       } catch (e) {
         this.connecting = null;
         this.abortConnect = null;
@@ -331,19 +419,37 @@ export class DatasoleClient {
     link?.close(code, reason);
   }
 
-  private afterClose(code: number, reason: string): void {
+  // explain says why an upgrade failed: by asking the server (see probe.ts) unless probing
+  // is off, else only by its close code.
+  private async explain(url: string, code: number): Promise<DatasoleError> {
+    const generic = new DatasoleError(`Connection failed (${code})`, { code: "connection-failed", closeCode: code });
+    if (!this.opts.probe || code !== 1006) return generic;
+    try {
+      return await probe({
+        wsUrl: url,
+        path: this.opts.path,
+        token: this.opts.token !== undefined || this.tokenInProtocol,
+        protocols: this.tokenInProtocol ? this.protocols : undefined,
+        timeout: probeTimeout,
+      });
+    } catch {
+      return generic;
+    }
+  }
+
+  private afterClose(code: number, reason: string, error?: DatasoleError): void {
     if (this.userClosed || !this.opts.reconnect) {
-      this.setState("disconnected", { code, reason });
+      this.setState("disconnected", { code, reason, error });
       return;
     }
     if (this.attempts >= this.opts.maxReconnectAttempts) {
-      this.setState("disconnected", { code, reason, gaveUp: true });
+      this.setState("disconnected", { code, reason, gaveUp: true, error });
       return;
     }
     this.attempts++;
     const b = this.opts.reconnectInterval;
     const delay = b * Math.min(2 ** this.attempts, 64) + Math.random() * b;
-    this.setState("reconnecting", { attempt: this.attempts, delay, code, reason });
+    this.setState("reconnecting", { attempt: this.attempts, delay, code, reason, error });
     this.retryTimer = setTimeout(() => {
       this.open().catch(() => {});
     }, delay);
@@ -471,7 +577,7 @@ export class DatasoleClient {
         this.resyncInFlight = false;
         return;
       }
-      this.rpc(resyncMethod, { keys })
+      this.call(resyncMethod, { keys })
         .catch((e: unknown) => {
           if (e instanceof DatasoleError && e.code === methodNotFound) this.resyncUnsupported = true;
         })

@@ -3,12 +3,29 @@ export { DatasoleClient } from "./client";
 export type {
   ConnectionInfo,
   ConnectionState,
+  CrdtStoreOf,
   DatasoleClientOptions,
   EventHandler,
   RpcOptions,
   ServerEvent,
 } from "./client";
+export type {
+  Contract,
+  ContractCrdtStore,
+  CrdtHandle,
+  CrdtKey,
+  CrdtSpec,
+  EventData,
+  EventName,
+  RpcMethod,
+  RpcParams,
+  RpcResult,
+  RpcSpec,
+  StateKey,
+  StateValue,
+} from "./contract";
 export { CrdtStore, LWWMap, LWWRegister, PNCounter } from "./crdt";
-export type { Crdt, CrdtOp, CrdtState, CrdtType, FieldMeta } from "./crdt";
+export type { AnyCrdt, Crdt, CrdtOp, CrdtState, CrdtType, FieldMeta } from "./crdt";
 export { DatasoleError } from "./errors";
+export type { ConnectionErrorCode } from "./errors";
 export type { Unsubscribe } from "./subscription";

@@ -1,10 +1,12 @@
 // A Link is one connection attempt: a WebSocket on the page thread (direct mode) or in a
 // dedicated worker (worker mode). It reports open once, frames in order, and close once.
-import { decodeMessage, wireBytes, type Frame } from "./protocol";
+import { Outbox, receive, subprotocolBatch } from "./batch";
+import type { Frame } from "./protocol";
 
 /** Callbacks a Link reports to; close is called exactly once per Link. */
 export interface LinkEvents {
-  open(): void;
+  /** open reports the subprotocol the server selected ("" for none). */
+  open(protocol: string): void;
   frame(frame: Frame): void;
   close(code: number, reason: string, error?: Error): void;
 }
@@ -17,31 +19,46 @@ export interface Link {
   close(code: number, reason: string): void;
 }
 
-/** openDirect opens the WebSocket on the calling thread. */
-export function openDirect(url: string, ev: LinkEvents): Link {
+/**
+ * openDirect opens the WebSocket on the calling thread, offering protocols. When the server
+ * selects datasole.batch.v1, BATCH messages are accepted and frames queued in the same task
+ * go out together.
+ */
+export function openDirect(url: string, protocols: string[], ev: LinkEvents): Link {
   let done = false;
+  let batching = false;
   const finish = (code: number, reason: string, error?: Error) => {
     if (done) return;
     done = true;
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+    out.clear();
     ev.close(code, reason, error);
   };
-  const ws = new WebSocket(url);
+  const ws = new WebSocket(url, protocols);
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => ev.open();
+  const out = new Outbox((m) => {
+    if (ws.readyState === WebSocket.OPEN) ws.send(m);
+  });
+  ws.onopen = () => {
+    batching = out.batching = ws.protocol === subprotocolBatch;
+    ev.open(ws.protocol);
+  };
   ws.onmessage = (m) => {
     if (typeof m.data === "string") return;
-    const frame = decodeMessage(new Uint8Array(m.data as ArrayBuffer));
-    if (frame) ev.frame(frame);
+    for (const f of receive(new Uint8Array(m.data as ArrayBuffer), batching)) {
+      if (done) return;
+      ev.frame(f);
+    }
   };
   // A close event follows every error event; the close carries what matters.
   ws.onerror = () => {};
   ws.onclose = (c) => finish(c.code, c.reason);
   return {
     send(frame) {
-      if (ws.readyState === WebSocket.OPEN) ws.send(wireBytes(frame));
+      if (ws.readyState === WebSocket.OPEN) out.send(frame);
     },
     close(code, reason) {
+      out.flush();
       try {
         ws.close(code, reason);
       } catch {
@@ -60,7 +77,7 @@ export class WorkerUnavailable extends Error {}
  * loaded or does not announce itself within readyTimeout ms, close reports a
  * WorkerUnavailable error so the caller can fall back to direct mode.
  */
-export function openWorker(workerUrl: string, url: string, readyTimeout: number, ev: LinkEvents): Link {
+export function openWorker(workerUrl: string, url: string, protocols: string[], readyTimeout: number, ev: LinkEvents): Link {
   let done = false;
   let ready = false;
   let worker: Worker | null = null;
@@ -95,7 +112,7 @@ export function openWorker(workerUrl: string, url: string, readyTimeout: number,
         clearTimeout(timer);
         break;
       case "open":
-        ev.open();
+        ev.open(String(msg.payload?.protocol ?? ""));
         break;
       case "message": {
         const p = msg.payload as unknown as Frame;
@@ -109,12 +126,24 @@ export function openWorker(workerUrl: string, url: string, readyTimeout: number,
       }
     }
   };
-  worker.postMessage({ type: "connect", payload: { url } });
+  worker.postMessage({ type: "connect", payload: { url, protocols } });
+  // Frames sent in one task cross to the worker in one message, so that the worker, which
+  // batches what it gets in one task, can put them into one BATCH.
+  let queue: Uint8Array[] = [];
+  const flush = () => {
+    const frames = queue;
+    queue = [];
+    if (!done && frames.length > 0) {
+      worker!.postMessage({ type: "frames", payload: { data: frames } }, frames.map((f) => f.buffer));
+    }
+  };
   return {
     send(frame) {
-      if (!done) worker!.postMessage({ type: "frame", payload: { data: frame } }, [frame.buffer]);
+      if (done) return;
+      if (queue.push(frame) === 1) queueMicrotask(flush);
     },
     close(code, reason) {
+      flush();
       if (!done) worker!.postMessage({ type: "disconnect", payload: { code, reason } });
       finish(code, reason, undefined, 1000);
     },

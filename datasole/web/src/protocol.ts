@@ -23,8 +23,10 @@ export interface Frame {
   payload: Uint8Array;
 }
 
-const headerLen = 9;
-const maxPayload = 1_048_576;
+/** headerLen is the size of the frame header. */
+export const headerLen = 9;
+/** maxPayload is the largest payload a frame may carry (PROTOCOL §7). */
+export const maxPayload = 1_048_576;
 const maxCompressed = 4_194_304;
 // A frame never inflates to more than header + max payload, so anything larger is garbage.
 const maxInflated = headerLen + maxPayload;

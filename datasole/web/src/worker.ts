@@ -3,11 +3,14 @@
 //
 // Message protocol (a superset of the v1 worker's, so pages running the v1 client can load
 // this script from <path>/datasole-worker.iife.min.js):
-//   page → worker: connect {url}, send {data} (bytes sent as is), frame {data} (an uncompressed
-//                  frame, compressed here by the 256-byte rule), disconnect {code?, reason?},
+//   page → worker: connect {url, protocols?}, send {data} (bytes sent as is), frame {data} (an
+//                  uncompressed frame, compressed here by the 256-byte rule), frames {data: []}
+//                  (several, sent as one BATCH when the server selected datasole.batch.v1),
+//                  disconnect {code?, reason?},
 //                  init-sab (ignored: one ordered postMessage path avoids reordering)
-//   worker → page: ready, open, error, close {code, reason}, message {opcode, correlationId, payload}
-import { decodeMessage, wireBytes } from "./protocol";
+//   worker → page: ready, open {protocol}, error, close {code, reason},
+//                  message {opcode, correlationId, payload} (one per frame, BATCH items included)
+import { Outbox, receive, subprotocolBatch } from "./batch";
 
 // Typed by hand: the DOM and WebWorker libs cannot share one compilation.
 const scope = self as unknown as {
@@ -16,34 +19,45 @@ const scope = self as unknown as {
 };
 
 let socket: WebSocket | null = null;
+let batching = false;
+const out = new Outbox((m) => {
+  if (socket?.readyState === WebSocket.OPEN) socket.send(m);
+});
 
-function open(url: string): void {
+function open(url: string, protocols: string[]): void {
   drop();
   let ws: WebSocket;
   try {
-    ws = new WebSocket(url);
+    ws = new WebSocket(url, protocols);
   } catch {
     scope.postMessage({ type: "error" });
     scope.postMessage({ type: "close", payload: { code: 1006, reason: "invalid url" } });
     return;
   }
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => scope.postMessage({ type: "open" });
+  ws.onopen = () => {
+    batching = out.batching = ws.protocol === subprotocolBatch;
+    scope.postMessage({ type: "open", payload: { protocol: ws.protocol } });
+  };
   ws.onerror = () => scope.postMessage({ type: "error" });
   ws.onclose = (ev) => {
-    if (socket === ws) socket = null;
+    if (socket === ws) {
+      socket = null;
+      out.clear();
+      batching = out.batching = false;
+    }
     scope.postMessage({ type: "close", payload: { code: ev.code, reason: ev.reason } });
   };
   ws.onmessage = (ev) => {
     if (typeof ev.data === "string") return; // v1 peers never send text
-    const frame = decodeMessage(new Uint8Array(ev.data as ArrayBuffer));
-    if (!frame) return;
-    // Copy to a fresh buffer so it can be transferred without cloning.
-    const payload = frame.payload.slice();
-    scope.postMessage(
-      { type: "message", payload: { opcode: frame.opcode, correlationId: frame.correlationId, payload } },
-      [payload.buffer],
-    );
+    for (const frame of receive(new Uint8Array(ev.data as ArrayBuffer), batching)) {
+      // Copy to a fresh buffer so it can be transferred without cloning.
+      const payload = frame.payload.slice();
+      scope.postMessage(
+        { type: "message", payload: { opcode: frame.opcode, correlationId: frame.correlationId, payload } },
+        [payload.buffer],
+      );
+    }
   };
   socket = ws;
 }
@@ -51,6 +65,9 @@ function open(url: string): void {
 // drop detaches the current socket so its late events cannot be mistaken for a newer one's.
 function drop(code = 1000, reason = ""): void {
   const ws = socket;
+  if (ws?.readyState === WebSocket.OPEN) out.flush();
+  out.clear();
+  batching = out.batching = false;
   socket = null;
   if (!ws) return;
   ws.onopen = ws.onmessage = ws.onerror = null;
@@ -69,13 +86,18 @@ scope.onmessage = (ev: MessageEvent) => {
   const p = msg.payload ?? {};
   switch (msg.type) {
     case "connect":
-      open(String(p.url));
+      open(String(p.url), Array.isArray(p.protocols) ? p.protocols.map(String) : []);
       break;
     case "send":
       if (socket?.readyState === WebSocket.OPEN) socket.send(p.data as Uint8Array);
       break;
     case "frame":
-      if (socket?.readyState === WebSocket.OPEN) socket.send(wireBytes(p.data as Uint8Array));
+      if (socket?.readyState === WebSocket.OPEN) out.send(p.data as Uint8Array);
+      break;
+    case "frames":
+      if (socket?.readyState === WebSocket.OPEN && Array.isArray(p.data)) {
+        for (const f of p.data) out.send(f as Uint8Array);
+      }
       break;
     case "disconnect":
       drop(typeof p.code === "number" ? p.code : 1000, typeof p.reason === "string" ? p.reason : "");

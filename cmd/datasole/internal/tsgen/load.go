@@ -12,6 +12,10 @@ import (
 	"go/parser"
 	"go/token"
 	"go/types"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"unicode"
@@ -26,6 +30,10 @@ const CorePath = "github.com/datasole/datasole-go/datasole"
 
 // ErrNoContract is returned when a package declares no contract variables.
 var ErrNoContract = errors.New("tsgen: no datasole.NewRPC, NewEvent or NewState declarations")
+
+// ErrNoPackage is returned when the directory given to Load holds no Go
+// package: it does not exist, is a file, or has no Go files.
+var ErrNoPackage = errors.New("tsgen: no Go package")
 
 // Kind says which part of a contract a declaration belongs to.
 type Kind int
@@ -86,31 +94,73 @@ func (c *Contract) doc(pos token.Pos) string {
 }
 
 // Load type-checks the package in dir and collects its contract
-// declarations.
+// declarations. It needs the go command, as the go tool itself does to list
+// packages.
 func Load(dir string) (*Contract, error) {
+	const hint = "give the directory of the Go package that declares the contract"
+	switch fi, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%w in %s: the directory does not exist (%s)", ErrNoPackage, dir, hint)
+	case err != nil:
+		return nil, fmt.Errorf("tsgen: %w", err)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("%w in %s: it is a file, not a directory (%s, e.g. %s)", ErrNoPackage, dir, hint, filepath.Dir(dir))
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return nil, fmt.Errorf("tsgen: the go command is needed to type-check the contract package and is not in PATH: %w", err)
+	}
 	cfg := &packages.Config{
-		Mode: packages.NeedName | packages.NeedTypes | packages.NeedTypesInfo |
+		Mode: packages.NeedName | packages.NeedFiles | packages.NeedTypes | packages.NeedTypesInfo |
 			packages.NeedSyntax,
 		Dir: dir,
 	}
 	pkgs, err := packages.Load(cfg, ".")
 	if err != nil {
-		return nil, fmt.Errorf("tsgen: loading %s: %w", dir, err)
+		// The go command's own complaint (no go.mod, a bad go.mod, …) is the
+		// useful part; the wrapper around it only says that go failed.
+		msg := err.Error()
+		if _, after, ok := strings.Cut(msg, "stderr: "); ok && strings.TrimSpace(after) != "" {
+			msg = strings.TrimSpace(after)
+		}
+		return nil, fmt.Errorf("tsgen: loading the package in %s: %s", dir, msg)
 	}
 	if len(pkgs) != 1 {
+		if out, err := goEnv(dir, "GOMOD"); err == nil && (out == "" || out == os.DevNull) {
+			return nil, fmt.Errorf("%w in %s: it is not inside a Go module (no go.mod in it or above it)", ErrNoPackage, dir)
+		}
 		return nil, fmt.Errorf("tsgen: %s holds %d packages, want 1", dir, len(pkgs))
 	}
 	pkg := pkgs[0]
-	var msgs []string
+	if len(pkg.GoFiles) == 0 && len(pkg.CompiledGoFiles) == 0 {
+		return nil, fmt.Errorf("%w in %s: it holds no Go files for this platform (%s)", ErrNoPackage, dir, hint)
+	}
+	// Type and syntax errors say what is wrong; the go command's summary of
+	// the same failure only repeats them.
+	var msgs, listed []string
 	packages.Visit(pkgs, nil, func(p *packages.Package) {
 		for _, e := range p.Errors {
-			msgs = append(msgs, e.Error())
+			if e.Kind == packages.ListError {
+				listed = append(listed, e.Error())
+			} else {
+				msgs = append(msgs, e.Error())
+			}
 		}
 	})
+	if len(msgs) == 0 {
+		msgs = listed
+	}
 	if len(msgs) > 0 {
-		return nil, fmt.Errorf("tsgen: loading %s: %s", dir, strings.Join(msgs, "; "))
+		return nil, fmt.Errorf("tsgen: %s does not compile: %s", dir, strings.Join(msgs, "; "))
 	}
 	return collect(pkg)
+}
+
+// goEnv returns one variable of go env as seen from dir.
+func goEnv(dir, name string) (string, error) {
+	cmd := exec.Command("go", "env", name)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), err
 }
 
 func collect(pkg *packages.Package) (*Contract, error) {

@@ -119,10 +119,20 @@ func TestLoadRejectsWhatCannotBeGenerated(t *testing.T) {
 		{"a package without declarations", "testdata/nocontract", "no datasole.NewRPC", ErrNoContract},
 		{"a name given twice", "testdata/duplicate", `declares rpc "add" again`, nil},
 		{"a name known only at run time", "testdata/dynamicname", "not a constant string", nil},
-		{"a directory that does not exist", "testdata/missing", "testdata/missing", nil},
+		{"a directory that does not exist", "testdata/missing", "testdata/missing: the directory does not exist", ErrNoPackage},
+		{"a file instead of a directory", "testdata/contract/contract.go", "it is a file, not a directory", ErrNoPackage},
+		{"a directory without Go files", "testdata", "holds no Go files", ErrNoPackage},
+		{"a directory outside any module", "TEMP/nomod", "not inside a Go module", ErrNoPackage},
+		{"a package that does not compile", "TEMP/bad", `bad.go:3:13: cannot use "s"`, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if rest, ok := strings.CutPrefix(tc.dir, "TEMP/"); ok {
+				tc.dir = filepath.Join(outsideModule(t), rest)
+			}
 			c, err := Load(tc.dir)
+			if err != nil && strings.Contains(err.Error(), "fork/exec") {
+				t.Errorf("err = %v names the go command's plumbing, not the problem", err)
+			}
 			if err == nil {
 				_, err = Generate(c)
 			}
@@ -134,6 +144,29 @@ func TestLoadRejectsWhatCannotBeGenerated(t *testing.T) {
 			}
 		})
 	}
+}
+
+// outsideModule returns a temporary directory outside any Go module holding
+// nomod/ (a package without go.mod) and bad/ (a module that does not compile).
+func outsideModule(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"nomod/x.go": "package x\n",
+		"bad/go.mod": "module bad\n\ngo 1.26\n",
+		"bad/bad.go": "package bad\n\nvar x int = \"s\"\n",
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("GOWORK", "off")
+	t.Setenv("GOFLAGS", "-mod=mod")
+	return dir
 }
 
 func TestGenerateRejectsTypesWithoutJSONEncoding(t *testing.T) {
@@ -151,6 +184,13 @@ func TestGenerateRejectsTypesWithoutJSONEncoding(t *testing.T) {
 // @ts-expect-error lines fail the check if a type is looser than the Go one.
 const usageTS = `import type { AppContract, Ticket, Status, Page, OtherUser } from "./contract";
 import { RPC, Events, StateKeys } from "./contract";
+import type { DatasoleClient } from "./datasole";
+
+declare const client: DatasoleClient<AppContract>;
+export const ticket: Promise<Ticket> = client.rpc(RPC.GetTicket, { id: 7 });
+client.on(Events.Changed, (e) => e.data.labels.join());
+// @ts-expect-error: the browser client checks calls against the contract
+client.rpc(RPC.GetTicket, { id: "7" });
 
 type Params<M extends keyof AppContract["rpc"]> = AppContract["rpc"][M]["params"];
 type Result<M extends keyof AppContract["rpc"]> = AppContract["rpc"][M]["result"];
@@ -187,7 +227,7 @@ const tsconfig = `{
     "isolatedModules": true,
     "skipLibCheck": true
   },
-  "files": ["contract.ts", "usage.ts"]
+  "files": ["contract.ts", "usage.ts", "datasole.d.ts"]
 }
 `
 
@@ -210,8 +250,13 @@ func TestGeneratedModuleTypeChecks(t *testing.T) {
 		}
 		t.Skipf("typescript is not installed (npm ci in datasole/web): %v", err)
 	}
+	dts, err := os.ReadFile("../../../../datasole/web/datasole.d.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	for name, body := range map[string][]byte{
+		"datasole.d.ts": dts,
 		"contract.ts":   generate(t, "testdata/contract"),
 		"usage.ts":      []byte(usageTS),
 		"tsconfig.json": []byte(tsconfig),
