@@ -260,7 +260,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 			for range b.N {
 				url := tg.serve(b)
 				heap0, rss0 := memNow()
-				cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsHelper$", "-test.v")
+				cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsProcess$", "-test.v")
 				cmd.Env = append(os.Environ(), "DATASOLE_IDLE_URL="+url, "DATASOLE_IDLE_N="+strconv.Itoa(n))
 				stdin, _ := cmd.StdinPipe()
 				out, _ := cmd.StdoutPipe()
@@ -306,11 +306,11 @@ func memNow() (heapStack, rss int64) {
 	return int64(m.HeapInuse + m.StackInuse), rss
 }
 
-// TestIdleClientsHelper is the client process of BenchmarkIdleConnections:
+// TestIdleClientsProcess is the client process of BenchmarkIdleConnections:
 // it opens DATASOLE_IDLE_N WebSocket connections, prints READY once the
 // server has attached them all (a round trip on each), and holds them until
 // its stdin closes.
-func TestIdleClientsHelper(t *testing.T) {
+func TestIdleClientsProcess(t *testing.T) {
 	url := os.Getenv("DATASOLE_IDLE_URL")
 	if url == "" {
 		t.Skip("the client process of BenchmarkIdleConnections")

@@ -38,7 +38,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 			app.Use(dsfiber.Mount(ds))
 			u := listen(b, app)
 			heap0, rss0 := memNow()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsHelper$", "-test.v")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsProcess$", "-test.v")
 			cmd.Env = append(os.Environ(), "DATASOLE_IDLE_URL="+u, "DATASOLE_IDLE_N="+strconv.Itoa(n))
 			stdin, _ := cmd.StdinPipe()
 			out, _ := cmd.StdoutPipe()
@@ -80,8 +80,8 @@ func memNow() (heapStack, rss int64) {
 	return int64(m.HeapInuse + m.StackInuse), rss
 }
 
-// TestIdleClientsHelper is the client process of BenchmarkIdleConnections.
-func TestIdleClientsHelper(t *testing.T) {
+// TestIdleClientsProcess is the client process of BenchmarkIdleConnections.
+func TestIdleClientsProcess(t *testing.T) {
 	raw := os.Getenv("DATASOLE_IDLE_URL")
 	if raw == "" {
 		t.Skip("the client process of BenchmarkIdleConnections")
