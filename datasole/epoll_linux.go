@@ -30,9 +30,11 @@ type poller struct {
 	found  []*sock
 	ready  []*sock
 
-	inline atomic.Uint64 // token of the poller serving a socket itself; 0: none
-	tokens atomic.Uint64
-	watch  *time.Timer // fires takeOver after inlineBudget
+	inline   atomic.Uint64 // token of the poller serving a socket itself; 0: none
+	inlineAt atomic.Int64  // when that serve started (engine clock)
+	tokens   atomic.Uint64
+	ticking  atomic.Bool // the watchdog ticker runs
+	quit     chan struct{}
 
 	mu    sync.RWMutex
 	socks map[int32]*sock
@@ -68,8 +70,7 @@ func newPoller(e *engine) (*poller, error) {
 		return nil, err
 	}
 	p := &poller{e: e, epfd: epfd, file: f, rc: rc, socks: make(map[int32]*sock), events: make([]syscall.EpollEvent, 256)}
-	p.watch = time.AfterFunc(time.Hour, p.takeOver)
-	p.watch.Stop()
+	p.quit = make(chan struct{})
 	p.wg.Add(1)
 	e.pool.run(task{kind: taskPoll, poll: p})
 	return p, nil
@@ -124,13 +125,13 @@ func (p *poller) run() {
 			}
 			c.readable.Store(false)
 			token := p.tokens.Add(1)
+			p.inlineAt.Store(p.e.deadlines.now())
 			p.inline.Store(token)
-			p.watch.Reset(inlineBudget)
+			p.watchdog()
 			p.read(s, true)
 			if !p.inline.CompareAndSwap(token, 0) {
 				return // took too long: another goroutine polls now
 			}
-			p.watch.Stop()
 			continue
 		}
 		for i, s := range p.ready {
@@ -142,15 +143,47 @@ func (p *poller) run() {
 }
 
 // inlineBudget is how long the polling goroutine may serve a socket itself
-// before another goroutine takes over polling.
-const inlineBudget = 50 * time.Microsecond
+// before another goroutine takes over polling. The watchdog checks on a
+// ticker rather than arming a timer per request: arming one each time woke
+// the runtime's netpoller per call (tens of µs of CPU per sequential call).
+const inlineBudget = 2 * time.Millisecond
 
-// takeOver starts another goroutine polling when the current one has been
-// serving a socket for longer than inlineBudget.
-func (p *poller) takeOver() {
-	if token := p.inline.Load(); token != 0 && p.inline.CompareAndSwap(token, 0) {
-		p.wg.Add(1) // the serving goroutine still counts: no race with stop's Wait
-		p.e.pool.run(task{kind: taskPoll, poll: p})
+// watchdog makes sure the ticker that enforces inlineBudget runs. It runs
+// while sockets are served inline and stops after a quiet tick.
+func (p *poller) watchdog() {
+	if p.ticking.Load() || !p.ticking.CompareAndSwap(false, true) {
+		return
+	}
+	p.wg.Add(1) // the polling goroutine counts: no race with stop's Wait
+	go p.tick()
+}
+
+func (p *poller) tick() {
+	defer p.wg.Done()
+	t := time.NewTicker(inlineBudget)
+	defer t.Stop()
+	last := p.tokens.Load()
+	for {
+		select {
+		case <-t.C:
+		case <-p.quit:
+			p.ticking.Store(false)
+			return
+		}
+		if token := p.inline.Load(); token != 0 && p.e.deadlines.now()-p.inlineAt.Load() > int64(inlineBudget) && p.inline.CompareAndSwap(token, 0) {
+			p.wg.Add(1)
+			p.e.pool.run(task{kind: taskPoll, poll: p})
+		}
+		if now := p.tokens.Load(); now != last || p.inline.Load() != 0 {
+			last = now
+			continue
+		}
+		// Nothing was served inline for a whole tick: stop, unless a
+		// serve started meanwhile.
+		p.ticking.Store(false)
+		if p.tokens.Load() == last || !p.ticking.CompareAndSwap(false, true) {
+			return
+		}
 	}
 }
 
@@ -195,7 +228,7 @@ func (p *poller) add(conn net.Conn, c *Conn) (*sock, error) {
 
 func (p *poller) stop() {
 	p.file.Close()
-	p.watch.Stop()
+	close(p.quit)
 	p.wg.Wait()
 }
 
