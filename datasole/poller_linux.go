@@ -248,6 +248,10 @@ func (t *pollTransport) expire(time.Duration) {}
 // resume reads a connection whose reading was paused (or that was waiting
 // for connOpened).
 func (t *pollTransport) resume(c *Conn) {
+	// readable tells a read drain that still owns the reads (it paused and
+	// has not let go yet) to go on reading: the data waiting in the socket
+	// brings no new edge.
+	c.readable.Store(true)
 	if c.reading.CompareAndSwap(false, true) {
 		c.readable.Store(false)
 		c.s.eng.pool.run(task{kind: taskRead, c: c})
