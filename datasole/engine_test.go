@@ -1,8 +1,10 @@
 package datasole_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -341,3 +343,73 @@ type closeWatcher struct {
 }
 
 func (w closeWatcher) ConnClosed(reason string, _ int) { w.ch <- reason }
+
+// Many calls arriving faster than MaxInFlight lets them run keep their
+// order across pauses: bytes read before a pause come before bytes read
+// after it, and the rest of a BATCH paused midway comes before the next
+// message — every call is answered once.
+func TestPausesKeepEveryCallAcrossChunksAndBatches(t *testing.T) {
+	ts := startServer(t, datasole.Options{MaxInFlight: 4, RateLimit: datasole.RateLimit{Disabled: true}}, func(ds *datasole.Server) {
+		ds.HandleRPC("echo", func(_ *datasole.Context, p json.RawMessage) (any, error) { return p, nil })
+	})
+	for _, batching := range []bool{false, true} {
+		t.Run(map[bool]string{false: "single frames", true: "BATCH messages"}[batching], func(t *testing.T) {
+			d := websocket.Dialer{}
+			if batching {
+				d.Subprotocols = []string{protocol.SubprotocolBatch}
+			}
+			ws, _, err := d.Dial("ws"+ts.url[4:]+"/__ds", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			const calls = 600
+			var wire [][]byte
+			id := uint32(0)
+			for len(wire) == 0 || id < calls {
+				var items [][]byte
+				for range 50 {
+					id++
+					b, _ := protocol.Encode(protocol.RPCReq, id, fmt.Appendf(nil, `{"method":"echo","params":%d}`, id))
+					items = append(items, b)
+				}
+				if batching {
+					m, _ := protocol.AppendBatch(nil, items)
+					wire = append(wire, m)
+				} else {
+					wire = append(wire, items...)
+				}
+			}
+			go func() {
+				for _, m := range wire {
+					if ws.WriteMessage(websocket.BinaryMessage, m) != nil {
+						return
+					}
+				}
+			}()
+			ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+			seen := map[uint32]bool{}
+			for len(seen) < calls {
+				_, m, err := ws.ReadMessage()
+				if err != nil {
+					t.Fatalf("after %d answers: %v", len(seen), err)
+				}
+				frames := [][]byte{m}
+				if protocol.IsBatch(m) {
+					frames = nil
+					protocol.SplitBatch(m, func(it []byte) bool { frames = append(frames, bytes.Clone(it)); return true })
+				}
+				for _, fm := range frames {
+					f, err := protocol.Decode(fm)
+					if err != nil || f.Opcode != protocol.RPCRes {
+						t.Fatalf("%v %v", f.Opcode, err)
+					}
+					if want := fmt.Sprintf(`{"result":%d}`, f.CorrelationID); string(f.Payload) != want || seen[f.CorrelationID] {
+						t.Fatalf("call %d: %s, answered before: %v", f.CorrelationID, f.Payload, seen[f.CorrelationID])
+					}
+					seen[f.CorrelationID] = true
+				}
+			}
+		})
+	}
+}

@@ -99,7 +99,7 @@ func (p *poller) read(s *sock, inline bool) {
 		c.readDrain(buf, n)
 		return
 	}
-	if n < len(*buf) && c.parser.between() && onlyControl((*buf)[:n]) {
+	if n < len(*buf) && c.parser.between() && len(c.leftover) == 0 && len(c.batchRest) == 0 && onlyControl((*buf)[:n]) {
 		// Pongs and pings (the heartbeat's traffic) run no application
 		// code: handle them here rather than waking a pool goroutine.
 		c.feed((*buf)[:n])
@@ -131,6 +131,14 @@ func (c *Conn) readDrain(buf *[]byte, n int) {
 	// that moment; with edge-triggered epoll, later data brings a new
 	// event. Reading again would only cost a syscall returning EAGAIN.
 	drained := false
+	if buf != nil && (len(c.leftover) > 0 || len(c.batchRest) > 0) {
+		// Bytes kept from before a pause come first: the new chunk goes
+		// after them.
+		c.leftover = append(c.leftover, (*buf)[:n]...)
+		drained = n < len(*buf)
+		putReadBuf(buf)
+		buf = nil
+	}
 	for {
 		if buf != nil {
 			drained = n < len(*buf)

@@ -339,7 +339,9 @@ func (c *Conn) message(text bool, payload []byte) bool {
 	c.busy.Store(true)
 	c.onMessage(text, payload)
 	c.busy.Store(false)
-	if c.ctx.Err() != nil {
+	if c.ctx.Err() != nil || len(c.batchRest) > 0 {
+		// Items of a BATCH that paused midway go before anything after
+		// it, even if the pause has ended already.
 		return false
 	}
 	return !(c.mustPause() && c.pause())
