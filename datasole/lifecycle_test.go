@@ -195,10 +195,8 @@ func TestGracefulClose(t *testing.T) {
 // answers stays through many intervals. The test waits on pings, not on
 // the clock.
 func TestHeartbeatClosesDeadPeers(t *testing.T) {
-	gone := make(chan struct{}, 4)
-	ts := startServer(t, datasole.Options{HeartbeatInterval: 20 * time.Millisecond}, func(ds *datasole.Server) {
-		ds.OnDisconnect(func(*datasole.Conn) { gone <- struct{}{} })
-	})
+	gone := closeWatcher{ch: make(chan string, 4)} // reports closes once counted
+	ts := startServer(t, datasole.Options{HeartbeatInterval: 20 * time.Millisecond, Observer: gone}, nil)
 	r := dialRaw(t, ts.url, nil)
 	// Answer no pings (gorilla answers them only while reading, and its
 	// default handler is replaced).
@@ -211,7 +209,7 @@ func TestHeartbeatClosesDeadPeers(t *testing.T) {
 		}
 	}()
 	select {
-	case <-gone:
+	case <-gone.ch:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the silent peer was not closed")
 	}
@@ -246,8 +244,8 @@ func TestHeartbeatClosesDeadPeers(t *testing.T) {
 		}
 	}
 	select {
-	case <-gone:
-		t.Fatal("a live peer was closed by the heartbeat")
+	case reason := <-gone.ch:
+		t.Fatalf("a live peer was closed (%s)", reason)
 	default:
 	}
 }
