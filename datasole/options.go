@@ -106,6 +106,12 @@ type Options struct {
 	// Session configures per-user sessions. Default: on.
 	Session SessionOptions
 
+	// PresenceTTL is how long the presence entries of this node outlive its
+	// last keepalive (it sends one every third of it): when the node's
+	// process dies, its entries vanish from Presence within this time.
+	// Default 30s.
+	PresenceTTL time.Duration
+
 	// Observer receives measurements for metrics and tracing. Default: none
 	// (the counters of Snapshot are always kept).
 	Observer Observer
@@ -200,6 +206,7 @@ func (o Options) withDefaults() (Options, error) {
 	c.nonNegative("Options.MaxInFlight", int64(o.MaxInFlight), o.MaxInFlight)
 	c.nonNegative("Options.SendQueueSize", int64(o.SendQueueSize), o.SendQueueSize)
 	c.nonNegative("Options.WriteTimeout", int64(o.WriteTimeout), o.WriteTimeout)
+	c.nonNegative("Options.PresenceTTL", int64(o.PresenceTTL), o.PresenceTTL)
 	c.offOrPositive("Options.HeartbeatInterval", int64(o.HeartbeatInterval), o.HeartbeatInterval)
 	switch {
 	case o.MaxMessageSize < 0:
@@ -254,6 +261,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = 25 * time.Second
+	}
+	if o.PresenceTTL == 0 {
+		o.PresenceTTL = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -72,9 +72,6 @@ type presenceOp struct {
 	add   bool
 }
 
-// presenceTTL is how long a node's entries outlive its last keepalive.
-const presenceTTL = 30 * time.Second
-
 // maxPresenceOps bounds the operations waiting for the backend.
 const maxPresenceOps = 100_000
 
@@ -251,12 +248,13 @@ func (s *Server) runPresence() {
 		return
 	}
 	b := s.opts.Backend.(backend.Presence)
-	keepalive := time.NewTicker(presenceTTL / 3)
+	ttl := s.opts.PresenceTTL
+	keepalive := time.NewTicker(ttl / 3)
 	defer keepalive.Stop()
 	alive := func() {
 		ctx, cancel := context.WithTimeout(s.ctx, busTimeout)
 		defer cancel()
-		lapsed, err := b.KeepNodeAlive(ctx, s.nodeID, presenceTTL)
+		lapsed, err := b.KeepNodeAlive(ctx, s.nodeID, ttl)
 		if err != nil {
 			s.backendError("presence", err)
 			return

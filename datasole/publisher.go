@@ -42,8 +42,13 @@ func newPublisher(s *Server) *publisher {
 
 func (p *publisher) start() { go p.run() }
 
-// enqueue queues m for the bus without blocking.
+// enqueue queues m for the bus without blocking. On a server with its own
+// in-memory backend no other node can listen: only kept events, which come
+// back through the bus to be delivered, are published.
 func (p *publisher) enqueue(m *busMsg) {
+	if p.s.ownBackend != nil && m.kind != busHistory {
+		return
+	}
 	m.origin = p.s.nodeID
 	m.sentAt = time.Now().UnixNano()
 	n := m.size()

@@ -30,29 +30,56 @@ import (
 func BenchmarkFanout(b *testing.B) {
 	const clients = 300
 	b.Run("nodes=1/memory", func(b *testing.B) {
-		benchFanout(b, []backend.Backend{nil}, clients)
+		benchFanout(b, []backend.Backend{nil}, clients, nil)
 	})
 	b.Run("nodes=3/redis", func(b *testing.B) {
-		opts, err := redis.ParseURL(serverURL(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		prefix := backendtest.NewPrefix()
-		var bs []backend.Backend
-		for range 3 {
-			client := redis.NewClient(opts)
-			be, err := dsredis.New(context.Background(), client, dsredis.Options{Prefix: prefix})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { be.Close(); client.Close() })
-			bs = append(bs, be)
-		}
-		benchFanout(b, bs, clients)
+		benchFanout(b, redisNodes(b, 3), clients, nil)
 	})
 }
 
-func benchFanout(b *testing.B, backends []backend.Backend, clients int) {
+// BenchmarkKeptFanout compares broadcasting to a target whose history is
+// kept (every event appended to a Redis stream and delivered, with its
+// position, from the bus) with an unkept one: 3 nodes sharing Redis, 300
+// clients, in one run. The bound: kept costs at most 1.25× unkept in
+// deliveries per second.
+//
+//	go test -run '^$' -bench KeptFanout -benchtime 20000x ./datasole/backend/redis
+func BenchmarkKeptFanout(b *testing.B) {
+	const clients = 300
+	b.Run("unkept", func(b *testing.B) {
+		benchFanout(b, redisNodes(b, 3), clients, nil)
+	})
+	b.Run("kept", func(b *testing.B) {
+		benchFanout(b, redisNodes(b, 3), clients, func(ds *datasole.Server) {
+			if err := ds.KeepHistory(datasole.ToAll(), datasole.History{Size: 10000, TTL: time.Minute}); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
+
+// redisNodes returns n backends on one fresh prefix of the test Redis, each
+// with its own client.
+func redisNodes(b *testing.B, n int) []backend.Backend {
+	opts, err := redis.ParseURL(serverURL(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	prefix := backendtest.NewPrefix()
+	var bs []backend.Backend
+	for range n {
+		client := redis.NewClient(opts)
+		be, err := dsredis.New(context.Background(), client, dsredis.Options{Prefix: prefix})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { be.Close(); client.Close() })
+		bs = append(bs, be)
+	}
+	return bs
+}
+
+func benchFanout(b *testing.B, backends []backend.Backend, clients int, setup func(*datasole.Server)) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var nodes []*datasole.Server
 	var urls []string
@@ -61,6 +88,9 @@ func benchFanout(b *testing.B, backends []backend.Backend, clients int) {
 			RateLimit: datasole.RateLimit{Disabled: true}, Session: datasole.SessionOptions{Disabled: true}})
 		if err != nil {
 			b.Fatal(err)
+		}
+		if setup != nil {
+			setup(ds)
 		}
 		if err := ds.Start(context.Background()); err != nil {
 			b.Fatal(err)
