@@ -38,4 +38,9 @@ for m in $modules; do
 	step "module $m"
 	(cd "$m" && go vet ./... && go test -race -count=1 -timeout 10m ./...) || status=1
 done
+
+# Latency and heap bounds: the race detector distorts them, so their files
+# are built without it (//go:build !race) and run here.
+step "latency and memory bounds (without the race detector)"
+(cd datasole/backend/redis && go test -count=1 -timeout 10m -run 'TestAPausedRedis|TestStateMemoryIsBounded' .) || status=1
 exit $status

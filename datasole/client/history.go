@@ -190,10 +190,25 @@ func (c *Client) recoverStreams(ctx context.Context, reconnect bool) {
 // recover asks the server for the events missed on the named streams (nil:
 // every stream seen), which it replays before answering.
 func (c *Client) recover(ctx context.Context, names []string) {
-	pos := c.hist.positions(names)
-	if len(pos) == 0 {
-		return
+	all := c.hist.positions(names)
+	// The server takes at most 64 streams per call.
+	for len(all) > 0 {
+		pos := make(map[string]map[string]any, min(len(all), maxRecoverStreams))
+		for name, p := range all {
+			if len(pos) == maxRecoverStreams {
+				break
+			}
+			pos[name] = p
+			delete(all, name)
+		}
+		c.recoverSome(ctx, pos)
 	}
+}
+
+// maxRecoverStreams is the most streams one $ds.recover call may name.
+const maxRecoverStreams = 64
+
+func (c *Client) recoverSome(ctx context.Context, pos map[string]map[string]any) {
 	var res struct {
 		Streams map[string]recoverAnswer `json:"streams"`
 	}

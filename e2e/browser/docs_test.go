@@ -246,7 +246,8 @@ func typeCheckSnippet(t *testing.T, s docSnippet) {
 }
 
 // docsServer serves what the browser-client.md examples talk to: the add
-// RPC, the chat events, the dashboard state and the CRDT keys they use.
+// RPC, the chat events (kept in history), the dashboard state, the CRDT keys
+// and the presence of the lobby tag they use.
 func docsServer(int) (*datasole.Server, error) {
 	ds, err := datasole.New(datasole.Options{Logger: quiet, Auth: datasole.Anonymous})
 	if err != nil {
@@ -272,6 +273,11 @@ func docsServer(int) (*datasole.Server, error) {
 				ds.Send(datasole.ToAll(), "chat:message", m)
 			}
 		}),
+		ds.KeepHistory(datasole.ToAll(), datasole.History{Size: 100}),
+		ds.TrackPresence("lobby", datasole.PresenceOptions{
+			Info:   func(c *datasole.Conn) any { return map[string]string{"name": "guest"} },
+			Events: true,
+		}),
 		ds.Start(context.Background()),
 		ds.SetState(context.Background(), "dashboard", map[string]int{"visitors": 0}),
 	} {
@@ -279,6 +285,7 @@ func docsServer(int) (*datasole.Server, error) {
 			return nil, err
 		}
 	}
+	ds.OnConnect(func(c *datasole.Conn) { c.Tag("lobby") })
 	for key, typ := range map[string]string{"likes": "pn-counter", "title": "lww-register", "profile": "lww-map"} {
 		if _, err := ds.RegisterCRDTType(key, datasole.Global(), typ); err != nil {
 			return nil, err

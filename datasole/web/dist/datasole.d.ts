@@ -77,6 +77,35 @@ export interface ServerEvent<T = unknown> {
 /** Handles one server event. */
 export type EventHandler<T = unknown> = (event: ServerEvent<T>) => void;
 
+/**
+ * Learns how a recovery of a history stream ended: true when every missed event was
+ * delivered, false when some are lost for good (reload what the stream feeds). Streams are
+ * "a" (events to everyone), "u:<user>" and "t:<tag>".
+ */
+export type RecoverHandler = (stream: string, recovered: boolean) => void;
+
+/** One connection in a tracked tag. */
+export interface PresenceEntry<I = unknown> {
+  /** The connection's id, unique across the server's nodes. */
+  conn: string;
+  /** The connection's user id ("" for anonymous connections). */
+  user: string;
+  /** What the server's PresenceOptions.Info selected, when it attaches any. */
+  info?: I;
+}
+
+/** A join or a leave in a tracked tag. */
+export interface PresenceChange<I = unknown> extends PresenceEntry<I> {
+  /** The tag joined or left. */
+  tag: string;
+}
+
+/** Connection and distinct-user counts of a tracked tag. */
+export interface PresenceStats {
+  conns: number;
+  users: number;
+}
+
 /** Stops a subscription: call it, or call its `unsubscribe` method. */
 export interface Unsubscribe {
   (): void;
@@ -229,14 +258,16 @@ export type CrdtSpec = { type: "pn-counter" } | { type: "lww-register"; value: u
 
 /**
  * A server's contract: RPC methods (name → params and result), events (name → data), state
- * keys (key → value) and CRDT keys (key → type). `datasole gen ts` writes one (AppContract)
- * from the Go contract; a crdt section is written by hand.
+ * keys (key → value), CRDT keys (key → type) and presence tags (tag or tag pattern → the
+ * info of their entries). `datasole gen ts` writes one (AppContract) from the Go contract;
+ * crdt and presence sections are written by hand.
  */
 export interface Contract {
   rpc?: { [method: string]: RpcSpec };
   events?: { [event: string]: unknown };
   state?: { [key: string]: unknown };
   crdt?: { [key: string]: CrdtSpec };
+  presence?: { [tag: string]: unknown };
 }
 
 type Untyped<C> = 0 extends 1 & C ? true : false;
@@ -258,6 +289,10 @@ export type EventName<C> = keyof Section<C, "events"> & string;
 export type StateKey<C> = keyof Section<C, "state"> & string;
 /** The union of C's CRDT keys. */
 export type CrdtKey<C> = keyof Section<C, "crdt"> & string;
+/** The tags (or tag patterns) of C's presence section; any string when C declares none. */
+export type PresenceTag<C> = C extends { presence: infer P } ? keyof P & string : string;
+/** The info type of tag T in C's presence section; unknown when C declares none. */
+export type PresenceInfo<C, T extends string> = C extends { presence: infer P } ? (T extends keyof P ? P[T] : never) : unknown;
 /** The parameter type of method M of contract C. */
 export type RpcParams<C, M extends RpcMethod<C>> = Section<C, "rpc">[M] extends { params: infer P } ? P : never;
 /** The result type of method M of contract C. */
@@ -335,4 +370,17 @@ export class DatasoleClient<C = any> {
   getState<K extends StateKey<C>>(key: K): StateValue<C, K> | undefined;
   /** The client's CRDT store, created with nodeId (default random) on first use. */
   registerCrdt(nodeId?: string): CrdtStoreOf<C>;
+  /** Calls handler after every recovery of a history stream (after a reconnect or an offset gap). */
+  onRecover(handler: RecoverHandler): Unsubscribe;
+  /** Lists the connections in a tracked tag, across the server's nodes; the client must be in the tag. */
+  presence<I = unknown>(tag: OnlyUntyped<C, string>, options?: RpcOptions): Promise<PresenceEntry<I>[]>;
+  presence<T extends PresenceTag<C>>(tag: T, options?: RpcOptions): Promise<PresenceEntry<PresenceInfo<C, T>>[]>;
+  /** Counts the connections and distinct users in a tracked tag without listing them. */
+  presenceStats(tag: PresenceTag<C>, options?: RpcOptions): Promise<PresenceStats>;
+  /** Calls handler when a connection joins tag (the server must track it with Events on). */
+  onJoin<I = unknown>(tag: OnlyUntyped<C, string>, handler: (change: PresenceChange<I>) => void): Unsubscribe;
+  onJoin<T extends PresenceTag<C>>(tag: T, handler: (change: PresenceChange<PresenceInfo<C, T>>) => void): Unsubscribe;
+  /** Calls handler when a connection leaves tag (or closes). */
+  onLeave<I = unknown>(tag: OnlyUntyped<C, string>, handler: (change: PresenceChange<I>) => void): Unsubscribe;
+  onLeave<T extends PresenceTag<C>>(tag: T, handler: (change: PresenceChange<PresenceInfo<C, T>>) => void): Unsubscribe;
 }

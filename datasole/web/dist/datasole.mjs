@@ -1258,6 +1258,130 @@ function closeError(code, reason) {
   return void 0;
 }
 
+// src/history.ts
+var maxHeld = 1e4;
+var maxStreamName = 1024;
+function parsePos(v) {
+  if (typeof v !== "object" || v === null) return void 0;
+  const p = v;
+  if (typeof p.s !== "string" || p.s.length === 0 || p.s.length > maxStreamName || typeof p.e !== "string") return void 0;
+  if (!isOffset(p.o)) return void 0;
+  return { s: p.s, e: p.e, o: p.o };
+}
+function parseAnswer(v) {
+  if (typeof v !== "object" || v === null) return void 0;
+  const a = v;
+  if (a.visible === false) return { recovered: false, visible: false, e: "", o: 0 };
+  if (typeof a.recovered !== "boolean") return void 0;
+  const e = a.e === void 0 ? "" : a.e;
+  const o = a.o === void 0 ? 0 : a.o;
+  if (typeof e !== "string" || !isOffset(o)) return void 0;
+  return { recovered: a.recovered, visible: true, e, o };
+}
+function isOffset(v) {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
+var Streams = class {
+  constructor() {
+    this.streams = /* @__PURE__ */ new Map();
+  }
+  /** size is the number of streams seen. */
+  get size() {
+    return this.streams.size;
+  }
+  /** position returns the stream's epoch and last delivered offset. */
+  position(name) {
+    const st = this.streams.get(name);
+    return st && { e: st.epoch, o: st.offset };
+  }
+  /**
+   * arrive takes an event with a position and returns the events to deliver now, in order,
+   * and whether a recovery of its stream must start.
+   */
+  arrive(ev) {
+    const p = ev.pos;
+    const st = this.streams.get(p.s);
+    if (!st) {
+      this.streams.set(p.s, { epoch: p.e, offset: p.o, held: [], recovering: 0, asked: { epoch: p.e, offset: p.o } });
+      return { deliver: [ev], recover: false };
+    }
+    if (p.e === st.epoch && p.o <= st.offset) return { deliver: [], recover: false };
+    if (p.e === st.epoch && p.o === st.offset + 1) {
+      st.offset = p.o;
+      return { deliver: [ev, ...drain(st)], recover: false };
+    }
+    hold(st, ev);
+    return { deliver: [], recover: st.recovering === 0 };
+  }
+  /**
+   * positions returns what to ask for of the named streams (null: every stream seen) and
+   * marks them as recovered by the call token.
+   */
+  positions(names, token) {
+    const out = /* @__PURE__ */ new Map();
+    for (const name of names ?? this.streams.keys()) {
+      const st = this.streams.get(name);
+      if (!st) continue;
+      st.recovering = token;
+      st.asked = { epoch: st.epoch, offset: st.offset };
+      out.set(name, { e: st.epoch, o: st.offset });
+    }
+    return out;
+  }
+  /** abort ends the recovery of the named streams by call token without an answer (the call failed). */
+  abort(names, token) {
+    for (const name of names) {
+      const st = this.streams.get(name);
+      if (st && st.recovering === token) st.recovering = 0;
+    }
+  }
+  /**
+   * settle applies the server's answer for one stream, to the call token; the replayed
+   * events arrived before it.
+   */
+  settle(name, a, token) {
+    const st = this.streams.get(name);
+    if (!st || st.recovering !== token) return { deliver: [], again: false };
+    st.recovering = 0;
+    if (!a.visible) return { deliver: [], again: false };
+    if (!a.recovered) {
+      st.epoch = a.e;
+      st.offset = a.o;
+      st.held = st.held.filter((e) => e.pos.e === st.epoch && e.pos.o > st.offset);
+    }
+    const deliver2 = drain(st);
+    const moved = st.epoch !== st.asked.epoch || st.offset !== st.asked.offset;
+    return { deliver: deliver2, again: st.held.length > 0 && moved, report: a.recovered };
+  }
+};
+function hold(st, ev) {
+  const o = ev.pos.o;
+  let lo = 0;
+  let hi = st.held.length;
+  while (lo < hi) {
+    const mid = lo + hi >>> 1;
+    if (st.held[mid].pos.o < o) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < st.held.length && st.held[lo].pos.o === o) return;
+  if (st.held.length >= maxHeld) return;
+  st.held.splice(lo, 0, ev);
+}
+function drain(st) {
+  const out = [];
+  let i2 = 0;
+  for (; i2 < st.held.length; i2++) {
+    const e = st.held[i2];
+    if (e.pos.e !== st.epoch || e.pos.o > st.offset + 1) break;
+    if (e.pos.o === st.offset + 1) {
+      st.offset++;
+      out.push(e);
+    }
+  }
+  if (i2 > 0) st.held.splice(0, i2);
+  return out;
+}
+
 // src/link.ts
 function openDirect(url, protocols, ev) {
   let done = false;
@@ -1373,6 +1497,41 @@ function openWorker(workerUrl, url, protocols, readyTimeout, ev) {
       finish(code, reason, void 0, 1e3);
     }
   };
+}
+
+// src/presence.ts
+var presenceMethod = "$ds.presence";
+var presenceStatsMethod = "$ds.presence.stats";
+var joinEvent = "$ds.join";
+var leaveEvent = "$ds.leave";
+function parseEntry(v) {
+  if (typeof v !== "object" || v === null) return void 0;
+  const e = v;
+  if (typeof e.conn !== "string" || typeof e.user !== "string") return void 0;
+  const out = { conn: e.conn, user: e.user };
+  if (e.info !== void 0 && e.info !== null) out.info = e.info;
+  return out;
+}
+function parseChange(v) {
+  const e = parseEntry(v);
+  const tag = v?.tag;
+  if (!e || typeof tag !== "string") return void 0;
+  return { tag, ...e };
+}
+function parseEntries(v) {
+  const list = v?.entries;
+  if (!Array.isArray(list)) return void 0;
+  const out = [];
+  for (const item of list) {
+    const e = parseEntry(item);
+    if (e) out.push(e);
+  }
+  return out;
+}
+function parseStats(v) {
+  const s = v;
+  if (typeof s?.conns !== "number" || typeof s.users !== "number") return void 0;
+  return { conns: s.conns, users: s.users };
 }
 
 // src/probe.ts
@@ -2010,6 +2169,8 @@ var StateStore = class {
 
 // src/client.ts
 var resyncMethod = "$ds.resync";
+var recoverMethod = "$ds.recover";
+var maxRecoverStreams = 64;
 var methodNotFound = -32601;
 var maxEventName = 256;
 var maxQueuedCrdtOps = 1e3;
@@ -2038,6 +2199,11 @@ var DatasoleClient = class {
     this.resyncWanted = /* @__PURE__ */ new Set();
     this.resyncInFlight = false;
     this.resyncUnsupported = false;
+    // Positions live here, on the page thread, for the client's life: a worker is one link's
+    // transport and is replaced on every reconnect, so it never holds them.
+    this.history = new Streams();
+    this.recoverListeners = /* @__PURE__ */ new Set();
+    this.recoverCalls = 0;
     if (!options || typeof options.url !== "string") throw new TypeError("datasole: options.url is required");
     const path = options.path ?? "/__ds";
     const token = options.auth?.token || void 0;
@@ -2114,6 +2280,9 @@ var DatasoleClient = class {
     });
   }
   on(event, handler) {
+    return this.addHandler(event, handler);
+  }
+  addHandler(event, handler) {
     let set = this.handlers.get(event);
     if (!set) this.handlers.set(event, set = /* @__PURE__ */ new Set());
     set.add(handler);
@@ -2133,6 +2302,38 @@ var DatasoleClient = class {
     }
     if (this.state !== "connected" || !this.link) throw new DatasoleError("Not connected", { code: "not-connected" });
     this.link.send(encodeFrame(3 /* EventC2S */, 0, data === void 0 ? { event } : { event, data }));
+  }
+  /**
+   * onRecover calls handler after every recovery of a history stream (after a reconnect, or
+   * when an offset gap showed events were missed) with whether every missed event was
+   * delivered. recovered false means events were lost for good: reload what the stream feeds.
+   */
+  onRecover(handler) {
+    this.recoverListeners.add(handler);
+    return unsubscriber(() => this.recoverListeners.delete(handler));
+  }
+  async presence(tag, options) {
+    const entries = parseEntries(await this.call(presenceMethod, { tag }, options));
+    if (!entries) throw new DatasoleError(`Invalid RPC response: ${presenceMethod}`, { code: "bad-response" });
+    return entries;
+  }
+  /** presenceStats counts the connections and distinct users in a tracked tag without listing them (for big rooms). */
+  async presenceStats(tag, options) {
+    const stats = parseStats(await this.call(presenceStatsMethod, { tag }, options));
+    if (!stats) throw new DatasoleError(`Invalid RPC response: ${presenceStatsMethod}`, { code: "bad-response" });
+    return stats;
+  }
+  onJoin(tag, handler) {
+    return this.onPresence(joinEvent, tag, handler);
+  }
+  onLeave(tag, handler) {
+    return this.onPresence(leaveEvent, tag, handler);
+  }
+  onPresence(event, tag, handler) {
+    return this.addHandler(event, (e) => {
+      const c = parseChange(e.data);
+      if (c && c.tag === tag) handler(c);
+    });
   }
   subscribeState(key, handler) {
     const store = this.store(key);
@@ -2190,6 +2391,7 @@ var DatasoleClient = class {
           this.setState("connected", {});
           this.startKeepalive();
           for (const f of this.crdtQueue.splice(0)) link.send(f);
+          if (this.history.size > 0) this.recover(null);
           resolve();
         },
         frame: (f) => {
@@ -2335,10 +2537,12 @@ var DatasoleClient = class {
     switch (f.opcode) {
       case 4 /* EventS2C */: {
         if (typeof body.event !== "string") return;
-        const set = this.handlers.get(body.event);
-        if (!set) return;
-        const ts = typeof body.timestamp === "number" ? body.timestamp : void 0;
-        deliver(set, { event: body.event, data: body.data, timestamp: Date.now(), serverTimestamp: ts });
+        const ev = body;
+        const pos = parsePos(body.pos);
+        if (!pos) return this.dispatch(ev);
+        const { deliver: now, recover } = this.history.arrive({ body: ev, pos });
+        for (const e of now) this.dispatch(e.body);
+        if (recover) this.recover([pos.s]);
         return;
       }
       case 5 /* StatePatch */:
@@ -2356,6 +2560,47 @@ var DatasoleClient = class {
         }
         return;
     }
+  }
+  dispatch(body) {
+    const set = this.handlers.get(body.event);
+    if (!set) return;
+    const ts = typeof body.timestamp === "number" ? body.timestamp : void 0;
+    deliver(set, { event: body.event, data: body.data, timestamp: Date.now(), serverTimestamp: ts });
+  }
+  // recover asks the server for the events the named streams (null: every stream seen)
+  // missed; it replays them, in order and with their positions, before it answers.
+  recover(names) {
+    const token = ++this.recoverCalls;
+    const all = [...this.history.positions(names, token)];
+    for (let i2 = 0; i2 < all.length; i2 += maxRecoverStreams) {
+      const part = all.slice(i2, i2 + maxRecoverStreams);
+      const chunk = part.map(([name]) => name);
+      this.call(recoverMethod, { streams: Object.fromEntries(part) }).then(
+        (res) => this.recovered(chunk, res, token),
+        // A lost connection or an unavailable backend: the next reconnect or gap asks again.
+        () => this.history.abort(chunk, token)
+      );
+    }
+  }
+  recovered(names, res, token) {
+    const answers = res?.streams;
+    const again = [];
+    for (const name of names) {
+      const own = typeof answers === "object" && answers !== null && Object.prototype.hasOwnProperty.call(answers, name);
+      const a = parseAnswer(own ? answers[name] : void 0);
+      if (!a) {
+        this.history.abort([name], token);
+        continue;
+      }
+      const s = this.history.settle(name, a, token);
+      for (const e of s.deliver) this.dispatch(e.body);
+      if (s.again) again.push(name);
+      if (s.report !== void 0) {
+        const report = [name, s.report];
+        deliver([...this.recoverListeners].map((fn) => (r) => fn(...r)), report);
+      }
+    }
+    if (again.length > 0) this.recover(again);
   }
   settle(id, body) {
     const p = this.pending.get(id);

@@ -18,6 +18,14 @@ declare const v: {
   register: Impl.LWWRegister<string>;
   map: Impl.LWWMap<number>;
   store: Impl.CrdtStore;
+  entry: Impl.PresenceEntry<{ name: string }>;
+  apiEntry: Api.PresenceEntry<{ name: string }>;
+  change: Impl.PresenceChange;
+  apiChange: Api.PresenceChange;
+  stats: Impl.PresenceStats;
+  apiStats: Api.PresenceStats;
+  recover: Impl.RecoverHandler;
+  apiRecover: Api.RecoverHandler;
 };
 
 same<typeof Api.DatasoleClient>(Impl.DatasoleClient);
@@ -34,6 +42,14 @@ same<Api.PNCounter>(v.counter);
 same<Api.LWWRegister<string>>(v.register);
 same<Api.LWWMap<number>>(v.map);
 same<Api.CrdtStore>(v.store);
+same<Api.PresenceEntry<{ name: string }>>(v.entry);
+same<Impl.PresenceEntry<{ name: string }>>(v.apiEntry);
+same<Api.PresenceChange>(v.change);
+same<Impl.PresenceChange>(v.apiChange);
+same<Api.PresenceStats>(v.stats);
+same<Impl.PresenceStats>(v.apiStats);
+same<Api.RecoverHandler>(v.recover);
+same<Impl.RecoverHandler>(v.apiRecover);
 
 // The contract helpers. (How the generic client's methods check calls is tested on both the
 // declarations and the sources by test/types, with the same test file.)
@@ -42,6 +58,7 @@ interface SampleContract {
   events: { "chat:message": { from: string; text: string } };
   state: { dashboard: { visitors: number } };
   crdt: { title: { type: "lww-register"; value: string } };
+  presence: { [tag: `room:${string}`]: { name: string } };
 }
 
 // Results of the contract helpers, compared both ways.
@@ -60,6 +77,10 @@ declare const r: {
   apiInfo: Api.ConnectionInfo;
   implCode: Impl.ConnectionErrorCode;
   apiCode: Api.ConnectionErrorCode;
+  implTag: Impl.PresenceTag<SampleContract>;
+  apiTag: Api.PresenceTag<SampleContract>;
+  implInfo2: Impl.PresenceInfo<SampleContract, "room:1">;
+  apiInfo2: Api.PresenceInfo<SampleContract, "room:1">;
 };
 same<Api.RpcResult<SampleContract, "add">>(r.implResult);
 same<Impl.RpcResult<SampleContract, "add">>(r.apiResult);
@@ -74,4 +95,8 @@ same<Api.ConnectionInfo>(r.implInfo);
 same<Impl.ConnectionInfo>(r.apiInfo);
 same<Api.ConnectionErrorCode>(r.implCode);
 same<Impl.ConnectionErrorCode>(r.apiCode);
+same<Api.PresenceTag<SampleContract>>(r.implTag);
+same<Impl.PresenceTag<SampleContract>>(r.apiTag);
+same<Api.PresenceInfo<SampleContract, "room:1">>(r.implInfo2);
+same<Impl.PresenceInfo<SampleContract, "room:1">>(r.apiInfo2);
 void r.apiHandle;

@@ -7,6 +7,8 @@ import type {
   EventData,
   EventName,
   OnlyUntyped,
+  PresenceInfo,
+  PresenceTag,
   RpcArgs,
   RpcMethod,
   RpcResult,
@@ -16,7 +18,20 @@ import type {
 } from "./contract";
 import { CrdtStore, type CrdtOp, type CrdtState } from "./crdt";
 import { closeError, DatasoleError } from "./errors";
+import { parseAnswer, parsePos, Streams, type Pos } from "./history";
 import { openDirect, openWorker, WorkerUnavailable, type Link, type LinkEvents } from "./link";
+import {
+  joinEvent,
+  leaveEvent,
+  parseChange,
+  parseEntries,
+  parseStats,
+  presenceMethod,
+  presenceStatsMethod,
+  type PresenceChange,
+  type PresenceEntry,
+  type PresenceStats,
+} from "./presence";
 import { probe } from "./probe";
 import { encodeFrame, Op, parsePayload, type Frame } from "./protocol";
 import { StateStore } from "./state";
@@ -96,11 +111,25 @@ export interface ServerEvent<T = unknown> {
   serverTimestamp?: number;
 }
 
+/**
+ * RecoverHandler learns how a recovery of a history stream ended: recovered true when every
+ * missed event was delivered, false when some are lost for good (the server's window passed
+ * or its history was lost) and what depends on the stream must be reloaded. Streams are
+ * named "a" (events to everyone), "u:<user>" and "t:<tag>".
+ */
+export type RecoverHandler = (stream: string, recovered: boolean) => void;
+
 /** EventHandler handles one server event. */
 export type EventHandler<T = unknown> = (event: ServerEvent<T>) => void;
 
 /** CrdtStoreOf is what registerCrdt returns: the plain store, or its contract-checked view. */
 export type CrdtStoreOf<C> = Untyped<C> extends true ? CrdtStore : ContractCrdtStore<C>;
+
+// An event body with a position, on its way through the history rules.
+interface Positioned {
+  body: Record<string, unknown> & { event: string };
+  pos: Pos;
+}
 
 interface Pending {
   method: string;
@@ -110,6 +139,8 @@ interface Pending {
 }
 
 const resyncMethod = "$ds.resync";
+const recoverMethod = "$ds.recover";
+const maxRecoverStreams = 64;
 const methodNotFound = -32601;
 const maxEventName = 256;
 const maxQueuedCrdtOps = 1000;
@@ -152,6 +183,11 @@ export class DatasoleClient<C = any> {
   private readonly resyncWanted = new Set<string>();
   private resyncInFlight = false;
   private resyncUnsupported = false;
+  // Positions live here, on the page thread, for the client's life: a worker is one link's
+  // transport and is replaced on every reconnect, so it never holds them.
+  private readonly history = new Streams<Positioned>();
+  private readonly recoverListeners = new Set<RecoverHandler>();
+  private recoverCalls = 0;
 
   constructor(options: DatasoleClientOptions) {
     if (!options || typeof options.url !== "string") throw new TypeError("datasole: options.url is required");
@@ -249,10 +285,14 @@ export class DatasoleClient<C = any> {
   on<T = unknown>(event: OnlyUntyped<C, string>, handler: EventHandler<T>): Unsubscribe;
   on<E extends EventName<C>>(event: E, handler: EventHandler<EventData<C, E>>): Unsubscribe;
   on(event: string, handler: EventHandler<never>): Unsubscribe {
+    return this.addHandler(event, handler as EventHandler);
+  }
+
+  private addHandler(event: string, handler: EventHandler): Unsubscribe {
     let set = this.handlers.get(event);
     if (!set) this.handlers.set(event, (set = new Set()));
-    set.add(handler as EventHandler);
-    return unsubscriber(() => this.removeHandler(event, handler as EventHandler));
+    set.add(handler);
+    return unsubscriber(() => this.removeHandler(event, handler));
   }
 
   /** off removes a handler registered with on. */
@@ -277,6 +317,57 @@ export class DatasoleClient<C = any> {
     }
     if (this.state !== "connected" || !this.link) throw new DatasoleError("Not connected", { code: "not-connected" });
     this.link.send(encodeFrame(Op.EventC2S, 0, data === undefined ? { event } : { event, data }));
+  }
+
+  /**
+   * onRecover calls handler after every recovery of a history stream (after a reconnect, or
+   * when an offset gap showed events were missed) with whether every missed event was
+   * delivered. recovered false means events were lost for good: reload what the stream feeds.
+   */
+  onRecover(handler: RecoverHandler): Unsubscribe {
+    this.recoverListeners.add(handler);
+    return unsubscriber(() => this.recoverListeners.delete(handler));
+  }
+
+  /**
+   * presence lists the connections in a tag the server tracks (TrackPresence), across its
+   * nodes. The client must be in the tag (else it rejects with code -32004). With a contract
+   * whose presence section declares the tag, entries' info is typed by it.
+   */
+  presence<I = unknown>(tag: OnlyUntyped<C, string>, options?: RpcOptions): Promise<PresenceEntry<I>[]>;
+  presence<T extends PresenceTag<C>>(tag: T, options?: RpcOptions): Promise<PresenceEntry<PresenceInfo<C, T>>[]>;
+  async presence(tag: string, options?: RpcOptions): Promise<PresenceEntry[]> {
+    const entries = parseEntries(await this.call(presenceMethod, { tag }, options));
+    if (!entries) throw new DatasoleError(`Invalid RPC response: ${presenceMethod}`, { code: "bad-response" });
+    return entries;
+  }
+
+  /** presenceStats counts the connections and distinct users in a tracked tag without listing them (for big rooms). */
+  async presenceStats(tag: PresenceTag<C>, options?: RpcOptions): Promise<PresenceStats> {
+    const stats = parseStats(await this.call(presenceStatsMethod, { tag }, options));
+    if (!stats) throw new DatasoleError(`Invalid RPC response: ${presenceStatsMethod}`, { code: "bad-response" });
+    return stats;
+  }
+
+  /** onJoin calls handler when a connection joins tag (the server must track it with Events on). */
+  onJoin<I = unknown>(tag: OnlyUntyped<C, string>, handler: (change: PresenceChange<I>) => void): Unsubscribe;
+  onJoin<T extends PresenceTag<C>>(tag: T, handler: (change: PresenceChange<PresenceInfo<C, T>>) => void): Unsubscribe;
+  onJoin(tag: string, handler: (change: PresenceChange<never>) => void): Unsubscribe {
+    return this.onPresence(joinEvent, tag, handler as (c: PresenceChange) => void);
+  }
+
+  /** onLeave calls handler when a connection leaves tag (or closes). */
+  onLeave<I = unknown>(tag: OnlyUntyped<C, string>, handler: (change: PresenceChange<I>) => void): Unsubscribe;
+  onLeave<T extends PresenceTag<C>>(tag: T, handler: (change: PresenceChange<PresenceInfo<C, T>>) => void): Unsubscribe;
+  onLeave(tag: string, handler: (change: PresenceChange<never>) => void): Unsubscribe {
+    return this.onPresence(leaveEvent, tag, handler as (c: PresenceChange) => void);
+  }
+
+  private onPresence(event: string, tag: string, handler: (c: PresenceChange) => void): Unsubscribe {
+    return this.addHandler(event, (e) => {
+      const c = parseChange(e.data);
+      if (c && c.tag === tag) handler(c);
+    });
   }
 
   /** subscribeState calls handler now with the key's value (possibly undefined) and after every change. */
@@ -347,6 +438,9 @@ export class DatasoleClient<C = any> {
           this.setState("connected", {});
           this.startKeepalive();
           for (const f of this.crdtQueue.splice(0)) link.send(f);
+          // Ask for whatever the kept streams missed while there was no connection; the
+          // server replays it before answering, and before that answer nothing is dropped.
+          if (this.history.size > 0) this.recover(null);
           resolve();
         },
         frame: (f) => {
@@ -506,10 +600,12 @@ export class DatasoleClient<C = any> {
     switch (f.opcode) {
       case Op.EventS2C: {
         if (typeof body.event !== "string") return;
-        const set = this.handlers.get(body.event);
-        if (!set) return;
-        const ts = typeof body.timestamp === "number" ? body.timestamp : undefined;
-        deliver(set, { event: body.event, data: body.data, timestamp: Date.now(), serverTimestamp: ts });
+        const ev = body as Positioned["body"];
+        const pos = parsePos(body.pos);
+        if (!pos) return this.dispatch(ev);
+        const { deliver: now, recover } = this.history.arrive({ body: ev, pos });
+        for (const e of now) this.dispatch(e.body);
+        if (recover) this.recover([pos.s]);
         return;
       }
       case Op.StatePatch:
@@ -527,6 +623,50 @@ export class DatasoleClient<C = any> {
         }
         return;
     }
+  }
+
+  private dispatch(body: Positioned["body"]): void {
+    const set = this.handlers.get(body.event);
+    if (!set) return;
+    const ts = typeof body.timestamp === "number" ? body.timestamp : undefined;
+    deliver(set, { event: body.event, data: body.data, timestamp: Date.now(), serverTimestamp: ts });
+  }
+
+  // recover asks the server for the events the named streams (null: every stream seen)
+  // missed; it replays them, in order and with their positions, before it answers.
+  private recover(names: string[] | null): void {
+    const token = ++this.recoverCalls;
+    const all = [...this.history.positions(names, token)];
+    for (let i = 0; i < all.length; i += maxRecoverStreams) {
+      const part = all.slice(i, i + maxRecoverStreams);
+      const chunk = part.map(([name]) => name);
+      this.call(recoverMethod, { streams: Object.fromEntries(part) }).then(
+        (res) => this.recovered(chunk, res, token),
+        // A lost connection or an unavailable backend: the next reconnect or gap asks again.
+        () => this.history.abort(chunk, token),
+      );
+    }
+  }
+
+  private recovered(names: string[], res: unknown, token: number): void {
+    const answers = (res as { streams?: unknown } | null)?.streams;
+    const again: string[] = [];
+    for (const name of names) {
+      const own = typeof answers === "object" && answers !== null && Object.prototype.hasOwnProperty.call(answers, name);
+      const a = parseAnswer(own ? (answers as Record<string, unknown>)[name] : undefined);
+      if (!a) {
+        this.history.abort([name], token);
+        continue;
+      }
+      const s = this.history.settle(name, a, token);
+      for (const e of s.deliver) this.dispatch(e.body);
+      if (s.again) again.push(name);
+      if (s.report !== undefined) {
+        const report: [string, boolean] = [name, s.report];
+        deliver([...this.recoverListeners].map((fn) => (r: [string, boolean]) => fn(...r)), report);
+      }
+    }
+    if (again.length > 0) this.recover(again);
   }
 
   private settle(id: number, body: Record<string, unknown> | null | undefined): void {

@@ -16,14 +16,17 @@ export type CrdtSpec = { type: "pn-counter" } | { type: "lww-register"; value: u
 
 /**
  * Contract describes a server: RPC methods (name → params and result), events (name →
- * data), state keys (key → value) and CRDT keys (key → type). `datasole gen ts` writes one
- * (AppContract) from the Go contract; the crdt section is written by hand when needed.
+ * data), state keys (key → value), CRDT keys (key → type) and presence tags (tag → the info
+ * of their entries). `datasole gen ts` writes one (AppContract) from the Go contract; the
+ * crdt and presence sections are written by hand when needed. A presence tag may be a
+ * pattern: `` { [tag: `room:${string}`]: RoomInfo } ``.
  */
 export interface Contract {
   rpc?: { [method: string]: RpcSpec };
   events?: { [event: string]: unknown };
   state?: { [key: string]: unknown };
   crdt?: { [key: string]: CrdtSpec };
+  presence?: { [tag: string]: unknown };
 }
 
 /** Untyped is true for the default contract (any), which checks nothing, as before contracts. */
@@ -45,6 +48,15 @@ export type StateKey<C> = keyof Section<C, "state"> & string;
 
 /** CrdtKey is the union of C's CRDT keys. */
 export type CrdtKey<C> = keyof Section<C, "crdt"> & string;
+
+/**
+ * PresenceTag is the union of the tags (or tag patterns) of C's presence section; any string
+ * when C declares none.
+ */
+export type PresenceTag<C> = C extends { presence: infer P } ? keyof P & string : string;
+
+/** PresenceInfo is the info type of tag T in C's presence section; unknown when C declares none. */
+export type PresenceInfo<C, T extends string> = C extends { presence: infer P } ? (T extends keyof P ? P[T] : never) : unknown;
 
 /** RpcParams is the parameter type of method M of contract C. */
 export type RpcParams<C, M extends RpcMethod<C>> = Section<C, "rpc">[M] extends { params: infer P } ? P : never;

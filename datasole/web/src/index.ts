@@ -6,6 +6,7 @@ export type {
   CrdtStoreOf,
   DatasoleClientOptions,
   EventHandler,
+  RecoverHandler,
   RpcOptions,
   ServerEvent,
 } from "./client";
@@ -17,6 +18,8 @@ export type {
   CrdtSpec,
   EventData,
   EventName,
+  PresenceInfo,
+  PresenceTag,
   RpcMethod,
   RpcParams,
   RpcResult,
@@ -28,4 +31,5 @@ export { CrdtStore, LWWMap, LWWRegister, PNCounter } from "./crdt";
 export type { AnyCrdt, Crdt, CrdtOp, CrdtState, CrdtType, FieldMeta } from "./crdt";
 export { DatasoleError } from "./errors";
 export type { ConnectionErrorCode } from "./errors";
+export type { PresenceChange, PresenceEntry, PresenceStats } from "./presence";
 export type { Unsubscribe } from "./subscription";

@@ -11,6 +11,11 @@ import type {
   LWWMap,
   LWWRegister,
   PNCounter,
+  PresenceChange,
+  PresenceEntry,
+  PresenceInfo,
+  PresenceStats,
+  PresenceTag,
   RpcParams,
   RpcResult,
   StateValue,
@@ -29,6 +34,15 @@ interface Contract extends AppContract {
   };
 }
 
+// The generated contract plus presence tags (by pattern and by name), written by hand too.
+interface RoomInfo {
+  name: string;
+  avatar?: string;
+}
+interface PresenceContract extends AppContract {
+  presence: { [tag: `room:${string}`]: RoomInfo; lobby: { since: number } };
+}
+
 // Helpers.
 expectType<Equal<RpcParams<AppContract, "add">, AddParams>>();
 expectType<Equal<RpcResult<AppContract, "add">, AddResult>>();
@@ -40,6 +54,59 @@ expectType<Equal<CrdtHandle<Contract, "title">, LWWRegister<string>>>();
 expectType<Equal<CrdtHandle<Contract, "prefs">, LWWMap<boolean>>>();
 // @ts-expect-error: not a method of the contract
 type NoSuchMethod = RpcParams<AppContract, "subtract">;
+expectType<Equal<PresenceInfo<PresenceContract, "room:42">, RoomInfo>>();
+expectType<Equal<PresenceInfo<PresenceContract, "lobby">, { since: number }>>();
+expectType<Equal<PresenceTag<PresenceContract>, `room:${string}` | "lobby">>();
+expectType<Equal<PresenceTag<AppContract>, string>>();
+expectType<Equal<PresenceInfo<AppContract, "anything">, unknown>>();
+
+// Presence typed by the contract's presence section.
+export async function presence(client: DatasoleClient<PresenceContract>, roomId: string): Promise<void> {
+  const entries = await client.presence("room:42");
+  expectType<Equal<typeof entries, PresenceEntry<RoomInfo>[]>>();
+  entries[0].info?.name.toUpperCase();
+  const inRoom = await client.presence(`room:${roomId}`, { timeout: 1000 });
+  expectType<Equal<typeof inRoom, PresenceEntry<RoomInfo>[]>>();
+  const lobby = await client.presence("lobby");
+  expectType<Equal<typeof lobby, PresenceEntry<{ since: number }>[]>>();
+  const stats = await client.presenceStats(`room:${roomId}`);
+  expectType<Equal<typeof stats, PresenceStats>>();
+  client.onJoin("room:42", (c) => {
+    expectType<Equal<typeof c, PresenceChange<RoomInfo>>>();
+    expectType<Equal<typeof c.tag, string>>();
+  });
+  const off = client.onLeave("lobby", (c) => {
+    expectType<Equal<typeof c.info, { since: number } | undefined>>();
+  });
+  off.unsubscribe();
+  client.onRecover((stream, recovered) => {
+    expectType<Equal<typeof stream, string>>();
+    expectType<Equal<typeof recovered, boolean>>();
+  });
+
+  // @ts-expect-error: a tag the presence section does not declare
+  await client.presence("hall");
+  // @ts-expect-error: a tag the presence section does not declare
+  await client.presenceStats("hall");
+  // @ts-expect-error: a tag the presence section does not declare
+  client.onJoin("room", () => {});
+  // @ts-expect-error: the handler expects other info than the tag carries
+  client.onJoin("room:42", (c: PresenceChange<number>) => c);
+  // @ts-expect-error: a type argument cannot override the contract's info
+  await client.presence<{ name: number }>("room:42");
+  // @ts-expect-error: name is a string
+  const n: number | undefined = (await client.presence("room:1"))[0].info?.name;
+  void n;
+}
+
+// A contract without a presence section takes any tag; info is unknown.
+export async function presenceUndeclared(client: DatasoleClient<AppContract>): Promise<void> {
+  const entries = await client.presence("anything");
+  expectType<Equal<typeof entries, PresenceEntry<unknown>[]>>();
+  client.onLeave("anything", (c) => {
+    expectType<Equal<typeof c.info, unknown>>();
+  });
+}
 
 export async function typed(client: DatasoleClient<Contract>): Promise<void> {
   // RPC: names, params and results.
@@ -163,6 +230,14 @@ export async function untyped(client: DatasoleClient): Promise<void> {
   store.register("likes", "lww-map");
   store.register("dislikes", "pn-counter");
   store.register<number>("title", "lww-register", 5).set(5);
+  // Presence: any tag, info typed by a type argument.
+  const entries = await client.presence<RoomInfo>("hall");
+  expectType<Equal<typeof entries, PresenceEntry<RoomInfo>[]>>();
+  await client.presenceStats("hall");
+  client.onJoin("room", () => {});
+  client.onJoin("room:42", (c: PresenceChange<number>) => c);
+  await client.presence<{ name: number }>("room:42");
+  client.onLeave<RoomInfo>("room:1", (c) => c.info?.name);
 }
 
 // Connection errors carry a code to switch on.
