@@ -64,7 +64,10 @@ type Options struct {
 	MaxInFlight int
 
 	// SendQueueSize bounds the frames waiting to be written to one
-	// connection. Default 1024.
+	// connection. Default 16,384: the bytes (SendQueueBytes) are the memory
+	// bound; the frame count only stops floods of tiny frames, and must
+	// leave room for the burst a node delivers when the bus comes back from
+	// an outage.
 	SendQueueSize int
 	// SendQueueBytes bounds the bytes of the frames waiting to be written
 	// to one connection; a single frame larger than it still passes an
@@ -261,7 +264,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxInFlight = 64
 	}
 	if o.SendQueueSize == 0 {
-		o.SendQueueSize = 1024
+		o.SendQueueSize = 16384
 	}
 	if o.SendQueueBytes == 0 {
 		o.SendQueueBytes = 1 << 20

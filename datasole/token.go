@@ -3,6 +3,8 @@ package datasole
 import (
 	"net/http"
 	"strings"
+
+	"github.com/datasole/datasole-go/datasole/protocol"
 )
 
 // TokenProtocolPrefix starts the WebSocket subprotocol entry that carries a
@@ -10,7 +12,7 @@ import (
 // "datasole.token.<token>" after its protocol entries
 // ("datasole.v1", "datasole.batch.v1"). The server never selects such an
 // entry, so the credential is not echoed in the handshake response.
-const TokenProtocolPrefix = "datasole.token."
+const TokenProtocolPrefix = protocol.SubprotocolTokenPrefix
 
 // RequestToken returns the bearer credential of an upgrade request, looked
 // up in this order:
