@@ -19,14 +19,16 @@ const Event = "tick"
 // New returns a started server with the application registered. It keeps
 // the defaults except what a load test must change: anonymous auth, any
 // origin, no rate limit (the floors have none either; the limiter is a
-// policy, not engine cost) and room for 1,048,576 connections.
+// policy, not engine cost) and room for 1,048,576 connections, all from the
+// load client's few addresses (no per-IP cap).
 func New(ctx context.Context) (*datasole.Server, error) {
 	ds, err := datasole.New(datasole.Options{
-		Auth:           datasole.Anonymous,
-		AllowedOrigins: []string{"*"},
-		RateLimit:      datasole.RateLimit{Disabled: true},
-		MaxConnections: 1 << 20,
-		Logger:         slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Auth:                datasole.Anonymous,
+		AllowedOrigins:      []string{"*"},
+		RateLimit:           datasole.RateLimit{Disabled: true},
+		MaxConnections:      1 << 20,
+		MaxConnectionsPerIP: -1,
+		Logger:              slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return nil, err
