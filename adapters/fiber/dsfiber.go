@@ -79,15 +79,16 @@ func PrincipalFromLocals(key string) func(c *fiber.Ctx) *datasole.Principal {
 }
 
 // Mount returns the middleware that serves ds's path and passes every
-// other request on with c.Next. Only the first Config is used.
-func Mount(ds *datasole.Server, config ...Config) fiber.Handler {
+// other request on with c.Next. New is the same with a Config.
+func Mount(ds *datasole.Server) fiber.Handler { return New(ds, Config{}) }
+
+// New returns the middleware Mount returns, configured by cfg.
+func New(ds *datasole.Server, cfg Config) fiber.Handler {
 	m := &mount{
 		ds:     ds,
+		cfg:    cfg,
 		path:   ds.Options().Path,
 		assets: fasthttpadaptor.NewFastHTTPHandler(ds.Handler()),
-	}
-	if len(config) > 0 {
-		m.cfg = config[0]
 	}
 	return m.handle
 }

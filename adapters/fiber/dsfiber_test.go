@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/datasole/datasole-go/adapters/adaptertest"
 	dsfiber "github.com/datasole/datasole-go/adapters/fiber"
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/adaptertest"
 	"github.com/datasole/datasole-go/datasole/client"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/compress"
@@ -64,7 +64,7 @@ func serve(tb testing.TB, ds *datasole.Server, s adaptertest.Setup) string {
 		app.Use(recover.New(), logger.New(logger.Config{Output: io.Discard}), cors.New(), compress.New())
 	}
 	app.Use(appAuth)
-	app.Use(dsfiber.Mount(ds, dsfiber.Config{
+	app.Use(dsfiber.New(ds, dsfiber.Config{
 		Next: func(c *fiber.Ctx) bool { return c.Get(adaptertest.SkipHeader) != "" },
 		Principal: func(c *fiber.Ctx) *datasole.Principal {
 			return adaptertest.PrincipalOf(c.Locals(adaptertest.UserKey))
@@ -163,7 +163,7 @@ func TestPrincipalFromLocals(t *testing.T) {
 		}
 		return c.Next()
 	})
-	app.Use(dsfiber.Mount(ds, dsfiber.Config{Principal: dsfiber.PrincipalFromLocals("principal")}))
+	app.Use(dsfiber.New(ds, dsfiber.Config{Principal: dsfiber.PrincipalFromLocals("principal")}))
 	url := listen(t, app)
 
 	t.Run("a principal in Locals reaches the RPC context", func(t *testing.T) {
@@ -315,7 +315,7 @@ func TestNextPassesTheDatasolePathToTheApp(t *testing.T) {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true})
 	var asked []string
 	var mu sync.Mutex
-	app.Use(dsfiber.Mount(ds, dsfiber.Config{Next: func(c *fiber.Ctx) bool {
+	app.Use(dsfiber.New(ds, dsfiber.Config{Next: func(c *fiber.Ctx) bool {
 		mu.Lock()
 		asked = append(asked, utils.CopyString(c.Path()))
 		mu.Unlock()

@@ -59,6 +59,6 @@ func ExamplePrincipalFromLocals() {
 	if err := ds.Start(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	app.Use(dsfiber.Mount(ds, dsfiber.Config{Principal: dsfiber.PrincipalFromLocals("principal")}))
+	app.Use(dsfiber.New(ds, dsfiber.Config{Principal: dsfiber.PrincipalFromLocals("principal")}))
 	_ = app // app.Listen(":3000")
 }

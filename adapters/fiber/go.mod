@@ -3,7 +3,6 @@ module github.com/datasole/datasole-go/adapters/fiber
 go 1.26.0
 
 require (
-	github.com/datasole/datasole-go/adapters/adaptertest v0.1.0
 	github.com/datasole/datasole-go/datasole v0.1.0
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/gorilla/websocket v1.5.3
@@ -14,7 +13,7 @@ require (
 require (
 	github.com/andybalholm/brotli v1.1.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
-	github.com/klauspost/compress v1.17.9 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/mattn/go-colorable v0.1.13 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/mattn/go-runewidth v0.0.16 // indirect
@@ -30,7 +29,4 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 )
 
-replace (
-	github.com/datasole/datasole-go/adapters/adaptertest => ../adaptertest
-	github.com/datasole/datasole-go/datasole => ../../datasole
-)
+replace github.com/datasole/datasole-go/datasole => ../../datasole

@@ -37,10 +37,14 @@ type Options struct {
 }
 
 // Wrap returns a handler that serves the datasole path with ds and every
-// other request with next.
-func Wrap(next http.Handler, ds *datasole.Server, opts ...Options) http.Handler {
-	o := first(opts)
-	h := Handler(ds, o)
+// other request with next. WrapWithOptions is the same with Options.
+func Wrap(next http.Handler, ds *datasole.Server) http.Handler {
+	return WrapWithOptions(next, ds, Options{})
+}
+
+// WrapWithOptions returns the handler Wrap returns, configured by o.
+func WrapWithOptions(next http.Handler, ds *datasole.Server, o Options) http.Handler {
+	h := HandlerWithOptions(ds, o)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ds.Match(r) && (o.Skipper == nil || !o.Skipper(r)) {
 			h.ServeHTTP(w, r)
@@ -50,12 +54,14 @@ func Wrap(next http.Handler, ds *datasole.Server, opts ...Options) http.Handler 
 	})
 }
 
-// Handler returns ds's handler with the principal taken as opts say, for a
-// mux: register it at both the datasole path and the path with a trailing
-// slash (mux.Handle("/__ds", h); mux.Handle("/__ds/", h)). Options.Skipper
-// is not consulted: the mux decides what reaches it.
-func Handler(ds *datasole.Server, opts ...Options) http.Handler {
-	o := first(opts)
+// Handler returns ds's handler for a mux: register it at both the datasole
+// path and the path with a trailing slash (mux.Handle("/__ds", h);
+// mux.Handle("/__ds/", h)). HandlerWithOptions is the same with Options.
+func Handler(ds *datasole.Server) http.Handler { return ds.Handler() }
+
+// HandlerWithOptions returns ds's handler with the principal taken as o
+// says. Options.Skipper is not consulted: the mux decides what reaches it.
+func HandlerWithOptions(ds *datasole.Server, o Options) http.Handler {
 	core := ds.Handler()
 	if o.Principal == nil {
 		return core
@@ -66,11 +72,4 @@ func Handler(ds *datasole.Server, opts ...Options) http.Handler {
 		}
 		core.ServeHTTP(w, r)
 	})
-}
-
-func first(opts []Options) Options {
-	if len(opts) > 0 {
-		return opts[0]
-	}
-	return Options{}
 }

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/datasole/datasole-go/adapters/adaptertest"
 	dshttp "github.com/datasole/datasole-go/adapters/stdlib"
 	"github.com/datasole/datasole-go/datasole"
+	"github.com/datasole/datasole-go/datasole/adaptertest"
 	"github.com/datasole/datasole-go/datasole/client"
 	"go.uber.org/goleak"
 )
@@ -105,12 +105,12 @@ var harness = adaptertest.Harness{
 	Name: "net/http",
 	Serve: func(tb testing.TB, ds *datasole.Server, s adaptertest.Setup) string {
 		if !s.Middleware {
-			return serve(tb, auth(dshttp.Wrap(app(), ds, options)))
+			return serve(tb, auth(dshttp.WrapWithOptions(app(), ds, options)))
 		}
 		// Observing middleware outside, the timeout inside: TimeoutHandler
 		// cannot hijack.
 		inner := http.TimeoutHandler(app(), 5*time.Second, "timeout")
-		return serve(tb, logging(recovery(cors(auth(dshttp.Wrap(inner, ds, options))))))
+		return serve(tb, logging(recovery(cors(auth(dshttp.WrapWithOptions(inner, ds, options))))))
 	},
 }
 

@@ -54,7 +54,7 @@ func ExampleOptions() {
 	if err := ds.Start(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	h := dshttp.Wrap(app, ds, dshttp.Options{
+	h := dshttp.WrapWithOptions(app, ds, dshttp.Options{
 		Principal: func(r *http.Request) *datasole.Principal {
 			if user, ok := r.Context().Value(sessionUserKey{}).(string); ok {
 				return &datasole.Principal{UserID: user}

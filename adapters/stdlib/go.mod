@@ -4,10 +4,12 @@ go 1.26
 
 require github.com/datasole/datasole-go/datasole v0.1.0
 
-require github.com/gorilla/websocket v1.5.3 // indirect
+require (
+	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
+)
 
 require (
-	github.com/datasole/datasole-go/adapters/adaptertest v0.1.0
 	github.com/tidwall/gjson v1.18.0 // indirect
 	github.com/tidwall/match v1.1.1 // indirect
 	github.com/tidwall/pretty v1.2.1 // indirect
@@ -17,5 +19,3 @@ require (
 )
 
 replace github.com/datasole/datasole-go/datasole => ../../datasole
-
-replace github.com/datasole/datasole-go/adapters/adaptertest => ../adaptertest
