@@ -17,8 +17,8 @@ type Observer interface {
 	ConnOpened()
 	// ConnClosed is called when a connection has ended, with why and the
 	// close code: "closed" (by the peer), "slow-consumer", "abuse",
-	// "shutdown", "write-error", "too-big", "protocol-error",
-	// "heartbeat", "expired", "closed-by-server".
+	// "shutdown", "write-error", "write-timeout", "too-big",
+	// "protocol-error", "heartbeat", "expired", "closed-by-server".
 	ConnClosed(reason string, code int)
 	// UpgradeRejected is called for every refused upgrade, with the reason
 	// ("origin", "unauthorized", "max-connections", …).
