@@ -37,8 +37,7 @@ const maxEchoedCorrelation = 32
 
 func (c *Conn) handleRPC(f protocol.Frame) {
 	id := f.CorrelationID
-	var req protocol.RPCRequest
-	err := json.Unmarshal(f.Payload, &req)
+	req, err := protocol.ParseRPCRequest(f.Payload)
 	if len(req.CorrelationID) > maxEchoedCorrelation {
 		req.CorrelationID = nil
 	}
@@ -216,7 +215,7 @@ func (c *Conn) replyError(id uint32, bodyID json.RawMessage, e *Error) {
 }
 
 func (c *Conn) reply(id uint32, res protocol.RPCResponse) {
-	payload, err := marshal(res)
+	payload, err := res.AppendJSON(nil)
 	if err == nil {
 		var msg []byte
 		if msg, err = protocol.Encode(protocol.RPCRes, id, payload); err == nil {
@@ -228,7 +227,8 @@ func (c *Conn) reply(id uint32, res protocol.RPCResponse) {
 	}
 	if err != nil { // result over 1 MiB: tell the caller instead of dropping the call
 		c.s.log.Error("datasole: RPC reply too large", "conn", c.id, "err", err)
-		payload, _ = marshal(protocol.RPCResponse{CorrelationID: res.CorrelationID, Error: &protocol.RPCError{Code: protocol.CodeInternal, Message: "Result too large"}})
+		tooLarge := protocol.RPCResponse{CorrelationID: res.CorrelationID, Error: &protocol.RPCError{Code: protocol.CodeInternal, Message: "Result too large"}}
+		payload, _ = tooLarge.AppendJSON(nil)
 		c.sendFrame(protocol.RPCRes, id, payload)
 	}
 }

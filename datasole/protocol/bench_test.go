@@ -134,3 +134,61 @@ func BenchmarkDecodeCompressed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseRPCRequest compares ParseRPCRequest with json.Unmarshal on a
+// request whose params are a list of about 4 KB.
+func BenchmarkParseRPCRequest(b *testing.B) {
+	var rows struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(rowsPayload(b), &rows); err != nil {
+		b.Fatal(err)
+	}
+	body, _ := json.Marshal(RPCRequest{Method: "list.save", Params: rows.Result, CorrelationID: json.RawMessage("7")})
+	b.Run("ParseRPCRequest", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if req, err := ParseRPCRequest(body); err != nil || len(req.Params) == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var req RPCRequest
+			if err := json.Unmarshal(body, &req); err != nil || len(req.Params) == 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkAppendRPCResponse compares RPCResponse.AppendJSON with
+// json.Marshal, which scans and compacts the raw result again.
+func BenchmarkAppendRPCResponse(b *testing.B) {
+	var rows struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(rowsPayload(b), &rows); err != nil {
+		b.Fatal(err)
+	}
+	res := RPCResponse{CorrelationID: json.RawMessage("7"), Result: rows.Result}
+	b.Run("AppendJSON", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 8<<10)
+		for b.Loop() {
+			buf, _ = res.AppendJSON(buf[:0])
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := json.Marshal(res); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
